@@ -1,0 +1,160 @@
+"""Enhancement chains: runs that continue an earlier run's model.
+
+A child run carries the tag ``base_model_run_id=<base run id>`` and logs
+``previous_timesteps``; its steps continue where the base ended, so one metric reads
+as one curve across the chain. :class:`Chain` walks the tags back to the root and
+puts every point of the chain on one ``global_step`` axis.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from trackbook import columns as C
+from trackbook.errors import ChainCycle, RunNotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trackbook.store.base import Store
+
+#: Column added to ``Chain.runs``: position of the run in the chain, root = 0.
+POSITION = "position"
+#: Column added to ``Chain.runs``: the global step at which the run's own steps start.
+OFFSET = "offset"
+#: Columns added to ``Chain.history()``.
+GLOBAL_STEP = "global_step"
+SEGMENT = "segment"
+
+
+class Chain:
+    """An enhancement chain, root first.
+
+    Example:
+        >>> chain = store.chain(final_run_id)                       # doctest: +SKIP
+        >>> chain.runs[["name", "position", "offset"]]              # doctest: +SKIP
+        >>> chain.history("eval/mean_reward")                       # doctest: +SKIP
+
+    Attributes:
+        runs: one row per run (the columns of ``Store.runs()`` plus ``position`` and
+            ``offset``), ordered from the root to the run the chain was asked for.
+        missing_base: where the walk stopped early, the ``base_model_run_id`` value
+            that names no readable run (deleted, in another store, or not a run id);
+            None for a complete chain.
+    """
+
+    def __init__(self, store: Store, runs: pd.DataFrame, missing_base: str | None = None) -> None:
+        self.store = store
+        self.runs = runs
+        self.missing_base = missing_base
+
+    def __repr__(self) -> str:
+        names = " -> ".join(self.runs[C.NAME].astype(str))
+        broken = f", missing base {self.missing_base!r}" if self.missing_base else ""
+        return f"<Chain of {len(self.runs)} runs: {names}{broken}>"
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    @classmethod
+    def from_store(cls, store: Store, run_id: str) -> Chain:
+        """Walk ``base_model_run_id`` tags from ``run_id`` back to the root.
+
+        Runs are read an experiment at a time, so a long chain costs a few queries,
+        not one per link; no recursion, so depth is bounded only by memory.
+
+        Raises:
+            RunNotFound: ``run_id`` names no run.
+            ChainCycle: the tags loop back to a run already on the chain.
+        """
+        known: dict[str, pd.Series] = {}
+        loaded_experiments: set[str] = set()
+
+        def lookup(rid: str) -> pd.Series | None:
+            if rid not in known:
+                found = store.runs(run_ids=[rid])
+                if found.empty:
+                    return None
+                exp_id = found[C.EXPERIMENT_ID].iloc[0]
+                if exp_id not in loaded_experiments:
+                    loaded_experiments.add(exp_id)
+                    for _, row in store.runs(exp_id).iterrows():
+                        known[row[C.RUN_ID]] = row
+                known.setdefault(rid, found.iloc[0])
+            return known[rid]
+
+        first = lookup(store._check_run_id(run_id))
+        if first is None:
+            raise RunNotFound(store._missing_run_message([run_id]))
+        walked = [first]
+        seen = {run_id: 0}
+        missing = None
+        while True:
+            base = walked[-1][C.BASE_RUN_ID]
+            if base is None or (isinstance(base, float) and np.isnan(base)):
+                break
+            if base in seen:
+                raise ChainCycle([*(r[C.RUN_ID] for r in walked[seen[base] :]), base])
+            if not store.run_id_pattern.fullmatch(str(base)):
+                missing = str(base)  # not a run id: never sent to a query
+                break
+            row = lookup(base)
+            if row is None:
+                missing = base
+                break
+            seen[base] = len(walked)
+            walked.append(row)
+        runs = pd.DataFrame(walked[::-1]).reset_index(drop=True)
+        runs.insert(0, POSITION, np.arange(len(runs)))
+        runs.insert(1, OFFSET, _offsets(store, runs))
+        return cls(store, runs, missing)
+
+    def history(self, metrics: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """The chain's points on one continuous ``global_step`` axis.
+
+        A run's offset is its logged ``previous_timesteps``, else its base's
+        ``total_timesteps``, else the base's last global step. Steps already past the
+        offset were logged offset (trackbook's callback does so) and are kept; steps
+        that restart from 0 are shifted by the offset.
+
+        Returns:
+            The columns of ``Store.history()`` plus ``global_step`` and ``segment``
+            (the run's position in the chain), ordered by ``global_step``.
+        """
+        hist = self.store.history(self.runs[C.RUN_ID].tolist(), metrics)
+        position = dict(zip(self.runs[C.RUN_ID], self.runs[POSITION], strict=True))
+        offsets = dict(zip(self.runs[C.RUN_ID], self.runs[OFFSET], strict=True))
+        offset = hist[C.RUN_ID].map(offsets).to_numpy(dtype="int64")
+        first_step = hist.groupby([C.RUN_ID, C.METRIC])[C.STEP].transform("min").to_numpy()
+        steps = hist[C.STEP].to_numpy()
+        shifted = (offset > 0) & (first_step < offset)
+        out = hist.assign(
+            **{
+                GLOBAL_STEP: np.where(shifted, steps + offset, steps),
+                SEGMENT: hist[C.RUN_ID].map(position).astype("int64"),
+            }
+        )
+        return out.sort_values([C.METRIC, GLOBAL_STEP, SEGMENT], kind="stable", ignore_index=True)
+
+
+def _logged(run: pd.Series, metric: str) -> int | None:
+    value = run.get(C.METRICS_PREFIX + metric)
+    return None if value is None or pd.isna(value) else int(value)
+
+
+def _offsets(store: Store, runs: pd.DataFrame) -> list[int]:
+    """Global step at which each run of the chain starts (see :meth:`Chain.history`)."""
+    offsets: list[int] = []
+    previous_end = 0
+    for _, run in runs.iterrows():
+        offset = 0 if run[POSITION] == 0 else (_logged(run, C.METRIC_PREVIOUS_TIMESTEPS) or previous_end)
+        offsets.append(offset)
+        previous_end = _logged(run, C.METRIC_TOTAL_TIMESTEPS)
+        if previous_end is None:  # read the run's points only when nothing says where it ended
+            steps = store.history(run[C.RUN_ID])[C.STEP]
+            last = int(steps.max()) if len(steps) else 0
+            previous_end = last + offset if last < offset else last
+    return offsets

@@ -1,0 +1,52 @@
+"""Every error trackbook raises on purpose.
+
+Each subclasses :class:`TrackbookError`, and each message says what was asked, what
+was found, and what to do about it.
+"""
+
+from __future__ import annotations
+
+
+class TrackbookError(Exception):
+    """Base class of every error trackbook raises on purpose."""
+
+
+class UnsupportedStoreURI(TrackbookError, ValueError):
+    """The URI names a kind of store trackbook cannot read."""
+
+
+class StoreUnavailable(TrackbookError):
+    """The store could not be reached or opened."""
+
+
+class ExperimentNotFound(TrackbookError, LookupError):
+    """No experiment has the requested name or id."""
+
+
+class RunNotFound(TrackbookError, LookupError):
+    """No run has the requested id."""
+
+
+class InvalidRunId(TrackbookError, ValueError):
+    """A value that should be a run id is not shaped like one."""
+
+
+class InvalidFilter(TrackbookError, ValueError):
+    """A runs filter expression could not be applied."""
+
+
+class ChainCycle(TrackbookError):
+    """Following ``base_model_run_id`` tags came back to a run already visited.
+
+    Attributes:
+        run_ids: the runs on the cycle, in the order they were walked.
+    """
+
+    def __init__(self, run_ids: list[str]) -> None:
+        self.run_ids = list(run_ids)
+        path = " -> ".join(self.run_ids)
+        super().__init__(
+            f"Enhancement chain has a cycle: {path}. Fix the 'base_model_run_id' tag of "
+            f"one of these runs (e.g. `mlflow.MlflowClient().delete_tag(run_id, "
+            f"'base_model_run_id')`)."
+        )

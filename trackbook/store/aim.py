@@ -1,0 +1,215 @@
+"""Aim backend of :class:`~trackbook.store.Store`: an on-disk Aim repository (``aim:///path``).
+
+MLflow's concepts map onto an Aim run as trackbook's writers lay them out (see
+:mod:`trackbook.columns`): params in ``run["hparams"]`` (nested dicts flattened with
+dots), key-value tags in ``run["tags"]``, status and parent run in ``run["trackbook"]``.
+Runs written by plain Aim read too: FINISHED once closed, RUNNING while active.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from trackbook import _aim
+from trackbook import columns as C
+from trackbook.errors import RunNotFound
+from trackbook.store.base import RunRecord, Store
+
+
+class AimStore(Store):
+    """Runs in an Aim repository.
+
+    Example:
+        >>> store = AimStore("aim:///data/aim")  # doctest: +SKIP
+    """
+
+    kind = "aim"
+    run_id_pattern = re.compile(r"[0-9a-f]{24}")
+
+    def __init__(self, uri: str) -> None:
+        super().__init__(uri)
+        self.path = _aim.aim_path(uri)
+        self._repo = _aim.open_repo(self.path)
+
+    def _fresh_repo(self):
+        """The repository, with runs closed since the last read made visible."""
+        _aim.index_pending_runs(self._repo)
+        return self._repo
+
+    # ---------------------------------------------------------------- experiments
+
+    def _experiment_rows(self) -> list[dict[str, Any]]:
+        return [
+            {
+                C.EXPERIMENT_ID: e.uuid,
+                C.NAME: e.name,
+                C.LIFECYCLE_STAGE: "deleted" if e.archived else "active",
+                C.CREATION_TIME: None if e.creation_time is None else e.creation_time * 1000.0,
+            }
+            for e in self._repo.structured_db.experiments()
+        ]
+
+    def _list_experiments(self) -> list[dict[str, Any]]:
+        return self._experiment_rows()
+
+    # ----------------------------------------------------------------------- runs
+
+    def _list_runs(self, experiment_ids: list[str] | None) -> list[RunRecord]:
+        experiments = self._experiment_rows()
+        names = {e[C.NAME]: e[C.EXPERIMENT_ID] for e in experiments}
+        if experiment_ids is None:
+            wanted = {e[C.EXPERIMENT_ID] for e in experiments if e[C.LIFECYCLE_STAGE] == "active"}
+        else:
+            wanted = set(experiment_ids)
+        records = (_record(run, names) for run in self._fresh_repo().iter_runs() if not run.archived)
+        return [r for r in records if r.experiment_id in wanted]
+
+    def _get_runs(self, run_ids: list[str]) -> list[RunRecord]:
+        repo = self._fresh_repo()
+        names = {e[C.NAME]: e[C.EXPERIMENT_ID] for e in self._experiment_rows()}
+        out = []
+        for run_id in run_ids:
+            run = repo.get_run(run_id)
+            if run is not None and not run.archived:
+                out.append(_record(run, names))
+        return out
+
+    def _run(self, run_id: str):
+        run = self._fresh_repo().get_run(run_id)
+        if run is None:
+            raise RunNotFound(self._missing_run_message([run_id]))
+        return run
+
+    # -------------------------------------------------------------------- history
+
+    def _read_history(self, run_ids: list[str], metrics: list[str] | None) -> pd.DataFrame:
+        runs = [self._run(r) for r in run_ids]
+        wanted = None if metrics is None else set(metrics)
+        parts = []
+        for run in runs:
+            for name, context, _ in run.iter_metrics_info():
+                label = _metric_label(name, context.to_dict())
+                if wanted is not None and label not in wanted:
+                    continue
+                metric = run.get_metric(name, context)
+                if metric is None:
+                    continue
+                steps, (values, _epochs, times) = metric.data.view(["val", "epoch", "time"]).numpy()
+                parts.append(
+                    pd.DataFrame(
+                        {
+                            C.RUN_ID: run.hash,
+                            C.METRIC: label,
+                            C.STEP: steps.astype("int64"),
+                            C.VALUE: np.asarray(values, dtype="float64"),
+                            C.TIMESTAMP: np.round(np.asarray(times, dtype="float64") * 1000.0).astype("int64"),
+                        }
+                    )
+                )
+        if not parts:
+            return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
+        return pd.concat(parts, ignore_index=True)
+
+    # ------------------------------------------------------------------ artifacts
+
+    def _list_artifacts(self, run_id: str, path: str) -> list[tuple[str, int | None]]:
+        out = []
+        for name, artifact in self._run(run_id).artifacts.items():
+            if path and not (name == path or name.startswith(path + "/")):
+                continue
+            out.append((name, _local_size(artifact.uri)))
+        return out
+
+    def _download_artifact(self, run_id: str, path: str, dst: Path) -> Path:
+        artifacts = self._run(run_id).artifacts
+        chosen = {n: a for n, a in artifacts.items() if n == path or n.startswith(path + "/")}
+        if not chosen:
+            raise FileNotFoundError(
+                f"Run {run_id} has no artifact {path!r}; it has: {', '.join(sorted(artifacts)) or 'none'}."
+            )
+        for name, artifact in chosen.items():
+            target = dst / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = _local_path(artifact.uri)
+            if source is not None:
+                shutil.copyfile(source, target)
+            else:  # a remote artifact store (s3://...): let Aim fetch it
+                artifact.download(str(target.parent))
+        return dst / path
+
+
+def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
+    meta = run.get(C.AIM_TRACKBOOK_KEY, None) or {}
+    status = meta.get("status") or (C.RUNNING if run.active else C.FINISHED)
+    end_time = None if status == C.RUNNING else run.end_time
+    experiment = run.experiment or ""
+    return RunRecord(
+        run_id=run.hash,
+        name=run.name or "",
+        experiment_id=experiment_ids.get(experiment, ""),
+        experiment=experiment,
+        status=status,
+        start_time=None if run.creation_time is None else run.creation_time * 1000.0,
+        end_time=None if end_time is None else end_time * 1000.0,
+        params=_flatten(run.get(C.AIM_PARAMS_KEY, None) or {}),
+        tags={str(k): str(v) for k, v in (run.get(C.AIM_TAGS_KEY, None) or {}).items()},
+        metrics=_last_values(run),
+        parent_run_id=meta.get("parent_run_id"),
+    )
+
+
+def _last_values(run: Any) -> dict[str, float]:
+    out = {}
+    traces = run.meta_run_tree.subtree("traces").collect() if _has_traces(run) else {}
+    for ctx_idx, by_name in traces.items():
+        context = run.idx_to_ctx(ctx_idx).to_dict()
+        for name, info in by_name.items():
+            if info.get("dtype", "float") in ("float", "int") and "last" in info:
+                out[_metric_label(name, context)] = float(info["last"])
+    return out
+
+
+def _has_traces(run: Any) -> bool:
+    try:
+        run.meta_run_tree.first_key("traces")
+    except (KeyError, StopIteration):
+        return False
+    return True
+
+
+def _metric_label(name: str, context: dict[str, Any]) -> str:
+    """Aim tells metrics apart by name and context; trackbook by one label."""
+    if not context:
+        return name
+    inner = ",".join(f"{k}={context[k]}" for k in sorted(context))
+    return f"{name}[{inner}]"
+
+
+def _flatten(params: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(_flatten(value, name + "."))
+        else:
+            out[name] = value
+    return out
+
+
+def _local_path(uri: str) -> Path | None:
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :])
+    if "://" not in uri:
+        return Path(uri)
+    return None
+
+
+def _local_size(uri: str) -> int | None:
+    path = _local_path(uri)
+    return path.stat().st_size if path is not None and path.exists() else None
