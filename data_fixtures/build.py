@@ -76,8 +76,8 @@ def fixture_runs() -> list[FixtureRun]:
         loss = np.abs(curve(2000, 1.0, 0.05, 0.02))
         loss[250::250] = np.nan  # NaN losses, as a diverging minibatch logs them
         if i == 2:
-            loss[1000] = math.inf
-            loss[1001] = -math.inf
+            loss[1010] = math.inf
+            loss[1011] = -math.inf
         if i == 3:
             loss[-1] = np.nan  # the last value is NaN: metrics.train/loss is NaN
         eval_steps = steps[99::100]

@@ -36,7 +36,7 @@ def open_repo(path: Path, *, init: bool = False):
     if not init and not (path / ".aim").is_dir():
         raise StoreUnavailable(
             f"No Aim repository at {path} (no .aim folder). Pass the folder that holds "
-            f".aim, or create one with `aim init --repo {path}`."
+            f".aim, or create one with `mkdir -p {path} && aim init --repo {path}`."
         )
     return Repo(str(path), init=init)
 

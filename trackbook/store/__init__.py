@@ -26,7 +26,9 @@ def resolve_uri(uri: str | os.PathLike[str] | None = None) -> str:
     if "://" not in text and ":" not in text.split("/")[0]:
         path = Path(text).expanduser().resolve()
         if (path / ".aim").is_dir() or path.name == ".aim":
-            return f"aim://{path}"
+            from trackbook._aim import aim_path
+
+            return f"aim://{aim_path(str(path))}"
         if path.suffix in (".db", ".sqlite", ".sqlite3"):
             return f"sqlite:///{path}"
         raise UnsupportedStoreURI(

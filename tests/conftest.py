@@ -1,0 +1,53 @@
+"""Session fixtures: the fixture stores, built once through the real SDKs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+import trackbook as tb
+from data_fixtures.build import build
+from tests.servers import mlflow_server
+
+
+@pytest.fixture(scope="session")
+def fixture_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("fixture-stores")
+    build(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def fixture_ids(fixture_dir: Path) -> dict[str, dict[str, str]]:
+    """``{"mlflow": {key: run_id}, "aim": {key: run_hash}}``."""
+    return json.loads((fixture_dir / "ids.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def mlflow_store(fixture_dir: Path) -> tb.Store:
+    return tb.connect(f"sqlite:///{fixture_dir / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="session")
+def aim_store(fixture_dir: Path) -> tb.Store:
+    return tb.connect(f"aim://{fixture_dir / 'aim'}")
+
+
+@pytest.fixture(scope="session")
+def http_store(fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The MLflow fixture served by a real ``mlflow server`` on 127.0.0.1."""
+    work = tmp_path_factory.mktemp("mlflow-server")
+    db = work / "served.db"
+    shutil.copyfile(fixture_dir / "mlflow.db", db)
+    with mlflow_server(f"sqlite:///{db}", work) as url:
+        yield tb.connect(url)
+
+
+@pytest.fixture(scope="session", params=["mlflow", "aim"])
+def store_and_ids(request, fixture_ids):
+    """Each local fixture store with its key -> run id map."""
+    store = request.getfixturevalue(f"{request.param}_store")
+    return store, fixture_ids[request.param]
