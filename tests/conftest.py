@@ -13,6 +13,15 @@ from data_fixtures.build import build
 from tests.servers import mlflow_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep the tests' history cache out of the user's ~/.cache."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRACKBOOK_CACHE_DIR", str(tmp_path_factory.mktemp("trackbook-cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session")
 def fixture_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("fixture-stores")

@@ -12,8 +12,8 @@ and plots take them. Their column names live here, once.
     A ``params.*`` column is numeric when every value in it parses as a number.
 
 ``Store.history()`` (one row per logged point):
-    ``run_id``, ``metric``, ``step`` (int64), ``value`` (float64, NaN and ±inf kept),
-    ``timestamp`` (UTC).
+    ``run_id``, ``metric`` (both categorical: a 2,000,000-point frame holds each name
+    once), ``step`` (int64), ``value`` (float64, NaN and ±inf kept), ``timestamp`` (UTC).
 
 ``Store.experiments()``:
     ``experiment_id``, ``name``, ``lifecycle_stage``, ``creation_time``.

@@ -88,14 +88,14 @@ class AimStore(Store):
 
     # -------------------------------------------------------------------- history
 
-    def _read_history(self, run_ids: list[str], metrics: list[str] | None) -> pd.DataFrame:
+    def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
         runs = [self._run(r) for r in run_ids]
-        wanted = None if metrics is None else set(metrics)
+        wanted = set(metrics)
         parts = []
         for run in runs:
             for name, context, _ in run.iter_metrics_info():
                 label = _metric_label(name, context.to_dict())
-                if wanted is not None and label not in wanted:
+                if label not in wanted:
                     continue
                 metric = run.get_metric(name, context)
                 if metric is None:

@@ -45,6 +45,14 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
     parent_run_id: str | None = None
+    #: metric -> what identifies its last point (e.g. last step, timestamp, value);
+    #: the history cache is valid while these stay the same. Defaults to the last values.
+    metric_signatures: dict[str, Any] | None = None
+
+    def signatures(self) -> dict[str, Any]:
+        if self.metric_signatures is not None:
+            return self.metric_signatures
+        return {k: repr(float(v)) for k, v in self.metrics.items()}
 
 
 RunsLike = str | Iterable[str] | pd.DataFrame | pd.Series
@@ -63,8 +71,12 @@ class Store(abc.ABC):
     #: they reach a query.
     run_id_pattern: re.Pattern[str] = re.compile(r"[0-9a-f]{8,64}")
 
-    def __init__(self, uri: str) -> None:
+    def __init__(self, uri: str, *, cache_dir: str | Path | None = None) -> None:
+        from trackbook.store._cache import HistoryCache
+
         self.uri = uri
+        #: Parquet cache of finished runs' histories; ``store.cache.clear()`` empties it.
+        self.cache = HistoryCache(uri, None if cache_dir is None else Path(cache_dir))
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_uri(self.uri)!r})"
@@ -138,8 +150,19 @@ class Store(abc.ABC):
             raise RunNotFound(self._missing_run_message([run_id]))
         return frame.iloc[0].dropna()
 
-    def history(self, runs: RunsLike, metrics: str | Sequence[str] | None = None) -> pd.DataFrame:
+    def history(
+        self,
+        runs: RunsLike,
+        metrics: str | Sequence[str] | None = None,
+        *,
+        max_points: int | None = None,
+        cache: bool = True,
+    ) -> pd.DataFrame:
         """Metric points of runs as a long frame: ``run_id, metric, step, value, timestamp``.
+
+        Points come in bulk (a few set-based queries or concurrent pages, never one
+        call per run and metric); finished runs are then served from a local Parquet
+        cache (see :attr:`cache`).
 
         Example:
             >>> hist = store.history(store.runs("ppo-cartpole"), metrics=["eval/mean_reward"])  # doctest: +SKIP
@@ -148,6 +171,10 @@ class Store(abc.ABC):
         Args:
             runs: a run id, run ids, or a frame from :meth:`runs` (its ``run_id`` column).
             metrics: a metric name or names; all metrics of the runs if None.
+            max_points: down-sample each series (run, metric) to at most this many
+                points for plotting, keeping every bucket's first, last, min and max
+                (see :func:`downsample`). Off by default: every point is returned.
+            cache: read finished runs through the local cache (and fill it).
 
         Returns:
             Points sorted by run (in the order given), metric and step. NaN and ±inf are
@@ -160,10 +187,34 @@ class Store(abc.ABC):
         if isinstance(metrics, str):
             metrics = [metrics]
         metrics = None if metrics is None else list(dict.fromkeys(metrics))
+        if max_points is not None and (not isinstance(max_points, int) or max_points < 4):
+            raise ValueError(f"max_points={max_points!r}: pass an int >= 4 (first, last, min and max of a bucket), or None.")
         if not run_ids or metrics == []:
             return empty_history()
-        frame = self._read_history(run_ids, metrics)
-        return finish_history(frame, run_ids)
+        index = {r.run_id: r for r in self._history_index(run_ids)}
+        missing = [r for r in run_ids if r not in index]
+        if missing:
+            raise RunNotFound(self._missing_run_message(missing))
+
+        wanted: dict[str, dict[str, Any]] = {}
+        for rid in run_ids:
+            sigs = index[rid].signatures()
+            wanted[rid] = sigs if metrics is None else {m: sigs.get(m) for m in metrics}
+        cacheable = {r: wanted[r] for r in run_ids if cache and index[r].status in C.FINAL_STATUSES}
+        hits, missed = self.cache.get_many(cacheable) if cacheable else (None, [])
+        parts = [] if hits is None else [hits]
+        missed_set = set(missed)
+        to_read = [r for r in run_ids if r not in cacheable or r in missed_set]
+        if to_read:
+            names = metrics if metrics is not None else sorted({m for r in to_read for m in wanted[r]})
+            fresh = self._read_history(to_read, names)
+            parts.append(fresh)
+            if cache:
+                finished = [r for r in to_read if index[r].status in C.FINAL_STATUSES]
+                for rid, points in _split_by_run(fresh, finished):
+                    self.cache.put(rid, points, wanted[rid])
+        frame = finish_history(_concat_points(parts), run_ids)
+        return frame if max_points is None else downsample(frame, max_points)
 
     def artifacts(self, run_id: str, path: str = "") -> pd.DataFrame:
         """Files a run logged, recursively under ``path``: columns ``path, size``."""
@@ -210,11 +261,19 @@ class Store(abc.ABC):
     def _get_runs(self, run_ids: list[str]) -> list[RunRecord]:
         """The runs with these ids; unknown ids are left out."""
 
-    @abc.abstractmethod
-    def _read_history(self, run_ids: list[str], metrics: list[str] | None) -> pd.DataFrame:
-        """Points with columns ``run_id, metric, step, value, timestamp`` (ms), any order.
+    def _history_index(self, run_ids: list[str]) -> list[RunRecord]:
+        """Records of these runs with status and metric signatures; unknown ids left out.
 
-        Raises RunNotFound for unknown run ids.
+        Backends with a cheaper way to get just these override it.
+        """
+        return self._get_runs(run_ids)
+
+    @abc.abstractmethod
+    def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
+        """Points of these metrics of existing runs: columns ``run_id, metric, step, value,
+        timestamp`` (ms).
+
+        Any order, though (run, metric, step) order saves a sort.
         """
 
     @abc.abstractmethod
@@ -333,24 +392,128 @@ def empty_history() -> pd.DataFrame:
 
 
 def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
-    """Type and order a backend's raw points (timestamp in ms) as ``history()`` returns them."""
+    """Type and order raw points (timestamp in ms) as ``history()`` returns them.
+
+    ``run_id`` becomes a categorical whose categories are ``run_ids`` in the order
+    given, ``metric`` a categorical of the metric names in sorted order; rows are sorted
+    by run, metric, step and timestamp (a no-op check when they already are).
+    """
+    runs = _as_categorical(frame[C.RUN_ID]).set_categories(run_ids)
+    metric = _as_categorical(frame[C.METRIC])
+    metric = metric.reorder_categories(sorted(metric.categories))
     out = pd.DataFrame(
         {
-            C.RUN_ID: frame[C.RUN_ID].astype(str),
-            C.METRIC: frame[C.METRIC].astype(str),
-            C.STEP: frame[C.STEP].astype("int64"),
-            C.VALUE: frame[C.VALUE].astype("float64"),
+            C.RUN_ID: runs,
+            C.METRIC: metric,
+            C.STEP: frame[C.STEP].to_numpy(dtype="int64"),
+            C.VALUE: frame[C.VALUE].to_numpy(dtype="float64"),
             C.TIMESTAMP: _to_utc(frame[C.TIMESTAMP]),
         }
     )
-    order = {rid: i for i, rid in enumerate(run_ids)}
-    run_rank = out[C.RUN_ID].map(order).to_numpy()
-    keys = np.lexsort((out[C.TIMESTAMP].to_numpy(), out[C.STEP].to_numpy(), out[C.METRIC].to_numpy(), run_rank))
-    return out.iloc[keys].reset_index(drop=True)
+    if len(out) < 2:
+        return out
+    keys = (out[C.TIMESTAMP].to_numpy(dtype="int64"), out[C.STEP].to_numpy(), metric.codes, runs.codes)
+    if _is_sorted(keys):  # np.lexsort order: the last key is the primary one
+        return out
+    return out.iloc[np.lexsort(keys)].reset_index(drop=True)
+
+
+def _as_categorical(values: pd.Series) -> pd.Categorical:
+    """``values`` as a categorical of the labels present, with ``str`` categories."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array.remove_unused_categories()
+    else:
+        cat = pd.Categorical(values.astype(object))
+    if cat.categories.dtype != "str":
+        cat = cat.rename_categories(cat.categories.astype("str"))
+    return cat
+
+
+def _concat_points(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    """Concatenate raw point frames, keeping the label columns categorical."""
+    if len(parts) == 1:
+        return parts[0]
+    from pandas.api.types import union_categoricals
+
+    labels = {
+        col: union_categoricals([_as_categorical(p[col]) for p in parts], ignore_order=True)
+        for col in (C.RUN_ID, C.METRIC)
+    }
+    numbers = pd.concat([p[[C.STEP, C.VALUE, C.TIMESTAMP]] for p in parts], ignore_index=True)
+    return numbers.assign(**labels)
+
+
+def _split_by_run(points: pd.DataFrame, run_ids: list[str]):
+    """``(run_id, points of that run)`` for each of ``run_ids``, runs without points included."""
+    if not run_ids:
+        return
+    codes = _as_categorical(points[C.RUN_ID])
+    rows = pd.Series(np.arange(len(points))).groupby(np.asarray(codes.codes)).indices
+    position = {name: i for i, name in enumerate(codes.categories)}
+    for rid in run_ids:
+        at = rows.get(position.get(rid, -1))
+        if at is None:
+            yield rid, points.iloc[:0]
+        elif at[-1] - at[0] + 1 == len(at):  # contiguous (the SQL path's order): a cheap slice
+            yield rid, points.iloc[at[0] : at[-1] + 1]
+        else:
+            yield rid, points.iloc[at]
+
+
+def _is_sorted(keys: tuple[np.ndarray, ...]) -> bool:
+    """Whether rows are already in lexicographic order of ``keys`` (primary key last)."""
+    undecided = np.ones(len(keys[0]) - 1, dtype=bool)
+    for key in reversed(keys):
+        diff = np.diff(key)
+        if np.any(diff[undecided] < 0):
+            return False
+        undecided &= diff == 0
+        if not undecided.any():
+            return True
+    return True
+
+
+def downsample(history: pd.DataFrame, max_points: int) -> pd.DataFrame:
+    """At most ``max_points`` points per (run, metric) series, for plotting.
+
+    A longer series is cut into ``max_points // 4`` equal buckets of consecutive
+    points; each bucket keeps its first, last, smallest and largest value, so spikes
+    and the curve's ends survive. Shorter series are returned whole.
+
+    Example:
+        >>> small = downsample(store.history(runs), 1000)  # doctest: +SKIP
+    """
+    if history.empty:
+        return history
+    series = history.groupby([C.RUN_ID, C.METRIC], sort=False, observed=True)
+    length = series[C.STEP].transform("size").to_numpy()
+    if length.max() <= max_points:
+        return history
+    position = series.cumcount().to_numpy()
+    n_buckets = max(1, max_points // 4)
+    bucket = (position * n_buckets) // length
+    series_code = series.ngroup().to_numpy()
+    key = series_code.astype("int64") * n_buckets + bucket
+    values = history[C.VALUE].to_numpy()
+    frame = pd.DataFrame({"key": key, "value": values, "row": np.arange(len(history))})
+    grouped = frame.groupby("key", sort=False)["row"]
+    keep = np.zeros(len(history), dtype=bool)
+    keep[grouped.min().to_numpy()] = True
+    keep[grouped.max().to_numpy()] = True
+    finite = frame[~np.isnan(values)]  # index labels are row numbers
+    if not finite.empty:
+        by_key = finite.groupby("key", sort=False)["value"]
+        keep[by_key.idxmin().to_numpy()] = True
+        keep[by_key.idxmax().to_numpy()] = True
+    keep |= length <= max_points
+    return history[keep].reset_index(drop=True)
 
 
 def _to_utc(values: pd.Series) -> pd.Series:
     """Milliseconds since the epoch -> UTC timestamps (ns, whatever the input's type)."""
+    if pd.api.types.is_integer_dtype(values.dtype):
+        ns = values.to_numpy(dtype="int64") * 1_000_000
+        return pd.Series(pd.DatetimeIndex(ns.view("datetime64[ns]"), tz="UTC"), index=values.index)
     ms = pd.to_numeric(values, errors="coerce").astype("float64").round()
     return pd.to_datetime(ms, unit="ms", utc=True).astype("datetime64[ns, UTC]")
 

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from trackbook import columns as C
-from trackbook.errors import RunNotFound, StoreUnavailable
+from trackbook.errors import StoreUnavailable
+from trackbook.store import _mlflow_sql
+from trackbook.store._mlflow_sql import restore_special_values
 from trackbook.store.base import RunRecord, Store, redact_uri
 
 _log = logging.getLogger(__name__)
@@ -30,8 +31,8 @@ class MLflowStore(Store):
     kind = "mlflow"
     run_id_pattern = re.compile(r"[0-9a-f]{32}")
 
-    def __init__(self, uri: str, *, timeout: float = 10.0) -> None:
-        super().__init__(uri)
+    def __init__(self, uri: str, *, timeout: float = 10.0, cache_dir: str | Path | None = None) -> None:
+        super().__init__(uri, cache_dir=cache_dir)
         from mlflow.tracking import MlflowClient
 
         if uri.startswith(("http://", "https://")):
@@ -45,6 +46,8 @@ class MLflowStore(Store):
                 f"Check the URI (e.g. sqlite:///mlflow.db, postgresql://user@host/db, "
                 f"http://127.0.0.1:5000) and that the database or server is up."
             ) from None
+        #: SQLAlchemy engine of a SQL store (the bulk read path), else None.
+        self._engine = _mlflow_sql.engine_of(self._client)
 
     # ---------------------------------------------------------------- experiments
 
@@ -99,19 +102,21 @@ class MLflowStore(Store):
 
     # -------------------------------------------------------------------- history
 
-    def _read_history(self, run_ids: list[str], metrics: list[str] | None) -> pd.DataFrame:
-        if metrics is None:
-            records = {r.run_id: r for r in self._get_runs(run_ids)}
-            missing = [r for r in run_ids if r not in records]
-            if missing:
-                raise RunNotFound(self._missing_run_message(missing))
-            wanted = {rid: sorted(records[rid].metrics) for rid in run_ids}
-        else:
-            self._require_runs(run_ids)
-            wanted = {rid: metrics for rid in run_ids}
+    def _history_index(self, run_ids: list[str]) -> list[RunRecord]:
+        if self._engine is not None:
+            return _mlflow_sql.history_index(self._engine, run_ids)
+        return self._get_runs(run_ids)
+
+    def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
+        if self._engine is not None:
+            return _mlflow_sql.read_points(self._engine, run_ids, metrics)
+        return self._naive_history(run_ids, metrics)
+
+    def _naive_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
+        """One get_metric_history call per run and metric: for stores with no bulk path."""
         cols: dict[str, list[Any]] = {c: [] for c in C.HISTORY_COLUMNS}
-        for rid, keys in wanted.items():
-            for key in keys:
+        for rid in run_ids:
+            for key in metrics:
                 for m in self._client.get_metric_history(rid, key):
                     cols[C.RUN_ID].append(rid)
                     cols[C.METRIC].append(key)
@@ -119,7 +124,7 @@ class MLflowStore(Store):
                     cols[C.VALUE].append(m.value)
                     cols[C.TIMESTAMP].append(m.timestamp)
         frame = pd.DataFrame(cols)
-        frame[C.VALUE] = unclamp(frame[C.VALUE].astype("float64"))
+        frame[C.VALUE] = restore_special_values(frame[C.VALUE].to_numpy(dtype="float64"))
         return frame
 
     # ------------------------------------------------------------------ artifacts
@@ -157,18 +162,13 @@ def _record(run: Any, experiment_names: dict[str, str]) -> RunRecord:
         end_time=info.end_time,
         params=dict(data.params),
         tags=dict(data.tags),
-        metrics={k: unclamp(v) for k, v in data.metrics.items()},
+        metrics={k: restore_special_values(v) for k, v in data.metrics.items()},
         parent_run_id=data.tags.get(C.TAG_MLFLOW_PARENT),
+        metric_signatures={
+            m.key: [int(m.step), int(m.timestamp), repr(float(m.value))] for m in getattr(data, "_metric_objs", [])
+        }
+        or None,
     )
-
-
-def unclamp(values):
-    """Undo MLflow's SQL store clamping of ±inf to ±sys.float_info.max (scalar or array)."""
-    import numpy as np
-
-    out = np.where(np.asarray(values) >= sys.float_info.max, np.inf, values)
-    out = np.where(out <= -sys.float_info.max, -np.inf, out)
-    return float(out) if np.ndim(out) == 0 else out
 
 
 def _probe_server(uri: str, timeout: float) -> None:

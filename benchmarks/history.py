@@ -1,0 +1,206 @@
+"""How fast and how lean is ``Store.history()`` for many runs, against the alternatives?
+
+Usage:
+    python benchmarks/history.py                 # MLflow sqlite store
+    python benchmarks/history.py --http          # the same store behind a real mlflow server
+    python benchmarks/history.py --aim           # an Aim repository of the same shape
+    python benchmarks/history.py --runs 50       # a smaller store (default 200 x 5 x 2,000)
+
+The store is built once under .benchmarks_data/ (minutes for the default size). Every
+figure is a median of --repeat runs (default 3), measured side by side in one process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import pandas as pd  # noqa: E402
+
+from benchmarks._stores import EXPERIMENT, aim_repo, metric_names, mlflow_store  # noqa: E402
+
+
+def median_time(fn: Callable[[], object], repeat: int, before: Callable[[], None] | None = None) -> tuple[float, object]:
+    times, out = [], None
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def naive_loop(uri: str, run_ids: list[str], metrics: list[str]) -> int:
+    """What users write today: one get_metric_history call per run and metric."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    return sum(len(client.get_metric_history(r, m)) for r in run_ids for m in metrics)
+
+
+_PEAK_SCRIPT = """
+import json, resource, sys
+import trackbook as tb
+def rss_mb():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+store = tb.connect(sys.argv[1])
+runs = store.runs()
+before = rss_mb()
+hist = store.history(runs, cache=False)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"points": len(hist), "before_mb": before, "peak_mb": peak,
+                  "frame_mb": hist.memory_usage(deep=True).sum() / 2**20}))
+"""
+
+
+def peak_memory(uri: str) -> dict:
+    done = subprocess.run([sys.executable, "-c", _PEAK_SCRIPT, uri], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def report(rows: list[tuple[str, float]], points: int) -> None:
+    width = max(len(name) for name, _ in rows)
+    for name, seconds in rows:
+        print(f"  {name:<{width}}  {seconds:8.3f} s  {points / seconds / 1e6:6.2f} M points/s")
+
+
+def bench_sqlite(args: argparse.Namespace) -> None:
+    import sqlite3
+
+    from trackbook.store.mlflow import MLflowStore
+
+    db = mlflow_store(args.runs, args.metrics, args.steps)
+    uri = f"sqlite:///{db}"
+    cache = Path(tempfile.mkdtemp(prefix="trackbook-bench-cache-"))
+    store = MLflowStore(uri, cache_dir=cache)
+    runs = store.runs(EXPERIMENT)
+    run_ids, metrics = list(runs["run_id"]), metric_names(args.metrics)
+    points = args.runs * args.metrics * args.steps
+    print(f"MLflow sqlite store: {len(run_ids)} runs x {len(metrics)} metrics x {args.steps} steps = {points:,} points")
+
+    def floor() -> pd.DataFrame:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
+            return pd.read_sql_query("SELECT * FROM metrics", con)
+
+    t_floor, raw = median_time(floor, args.repeat)
+    assert len(raw) == points, len(raw)
+    t_cold, hist = median_time(lambda: store.history(runs, metrics), args.repeat, before=store.cache.clear)
+    assert len(hist) == points, len(hist)
+    t_warm, warm = median_time(lambda: store.history(runs, metrics), args.repeat)
+    pd.testing.assert_frame_equal(hist, warm)
+    t_naive, n = median_time(lambda: naive_loop(uri, run_ids, metrics), args.naive_repeat)
+    assert n == points, n
+    shutil.rmtree(cache, ignore_errors=True)
+
+    print(f"medians of {args.repeat} (naive loop: of {args.naive_repeat}):")
+    report(
+        [
+            ("naive MlflowClient.get_metric_history loop", t_naive),
+            ("floor: pandas.read_sql_query('SELECT * FROM metrics')", t_floor),
+            ("trackbook history(), cold (no cache)", t_cold),
+            ("trackbook history(), warm (Parquet cache)", t_warm),
+        ],
+        points,
+    )
+    print(f"  cold / floor        = {t_cold / t_floor:5.2f}   (target <= 1.2)")
+    print(f"  naive / cold        = {t_naive / t_cold:5.1f}x  (target >= 12)")
+    print(f"  floor / warm        = {t_floor / t_warm:5.1f}x  (target >= 5)")
+    mem = peak_memory(uri)
+    print(
+        f"  memory, cold history() of {mem['points']:,} points in a fresh process: peak RSS "
+        f"{mem['peak_mb']:.0f} MiB ({mem['peak_mb'] - mem['before_mb']:.0f} MiB above the "
+        f"{mem['before_mb']:.0f} MiB before the call); the frame itself {mem['frame_mb']:.0f} MiB"
+    )
+
+
+def bench_http(args: argparse.Namespace) -> None:
+    from tests.servers import mlflow_server
+    from trackbook.store.mlflow import MLflowStore
+
+    db = mlflow_store(args.runs, args.metrics, args.steps)
+    points = args.runs * args.metrics * args.steps
+    with tempfile.TemporaryDirectory(prefix="trackbook-bench-http-") as work:
+        with mlflow_server(f"sqlite:///{db}", Path(work)) as url:
+            store = MLflowStore(url, cache_dir=Path(work) / "cache")
+            runs = store.runs(EXPERIMENT)
+            run_ids, metrics = list(runs["run_id"]), metric_names(args.metrics)
+            print(f"MLflow server on 127.0.0.1 over the same store: {points:,} points")
+            t_bulk, hist = median_time(lambda: store.history(runs, metrics, cache=False), args.repeat)
+            assert len(hist) == points, len(hist)
+            t_naive, n = median_time(lambda: naive_loop(url, run_ids, metrics), args.naive_repeat)
+            assert n == points, n
+    report([("naive get_metric_history loop over REST", t_naive), ("trackbook history() over REST", t_bulk)], points)
+    print(f"  naive / trackbook   = {t_naive / t_bulk:5.1f}x  (target >= 5)")
+
+
+def bench_aim(args: argparse.Namespace) -> None:
+    import aim
+
+    from trackbook.store.aim import AimStore
+
+    repo_path = aim_repo(args.runs, args.metrics, args.steps)
+    points = args.runs * args.metrics * args.steps
+    cache = Path(tempfile.mkdtemp(prefix="trackbook-bench-cache-"))
+    store = AimStore(f"aim://{repo_path}", cache_dir=cache)
+    runs = store.runs(EXPERIMENT)
+    metrics = metric_names(args.metrics)
+    print(f"Aim repository: {points:,} points")
+
+    def aim_query() -> int:
+        repo = aim.Repo(str(repo_path))
+        total = 0
+        names = ", ".join(repr(m) for m in metrics)
+        for metric in repo.query_metrics(f"metric.name in [{names}]", report_mode=0):
+            steps, (values,) = metric.data.view(["val"]).numpy()
+            total += len(values)
+        return total
+
+    t_aim, n = median_time(aim_query, args.repeat)
+    assert n == points, n
+    t_cold, hist = median_time(lambda: store.history(runs, metrics), args.repeat, before=store.cache.clear)
+    assert len(hist) == points, len(hist)
+    t_warm, _ = median_time(lambda: store.history(runs, metrics), args.repeat)
+    shutil.rmtree(cache, ignore_errors=True)
+    report(
+        [
+            ("Aim's own query_metrics(...) to numpy", t_aim),
+            ("trackbook history(), cold", t_cold),
+            ("trackbook history(), warm (Parquet cache)", t_warm),
+        ],
+        points,
+    )
+    print(f"  aim / cold          = {t_aim / t_cold:5.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--http", action="store_true", help="benchmark the REST path against an mlflow server")
+    parser.add_argument("--aim", action="store_true", help="benchmark an Aim repository")
+    parser.add_argument("--runs", type=int, default=200)
+    parser.add_argument("--metrics", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--naive-repeat", type=int, default=3, help="repeats of the (slow) naive loop")
+    args = parser.parse_args()
+    if args.http:
+        bench_http(args)
+    elif args.aim:
+        bench_aim(args)
+    else:
+        bench_sqlite(args)
+
+
+if __name__ == "__main__":
+    main()
