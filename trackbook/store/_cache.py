@@ -62,7 +62,7 @@ class HistoryCache:
     def _path(self, run_id: str) -> Path:
         return self.folder / f"{run_id}.parquet"
 
-    def _read(self, run_id: str) -> tuple[pa.Table, dict[str, Signature]] | None:
+    def _read(self, run_id: str) -> tuple[pa.Table, dict[str, Signature], bool] | None:
         path = self._path(run_id)
         try:
             table = pq.read_table(path)
@@ -70,10 +70,10 @@ class HistoryCache:
             return None  # absent, or unreadable: treat as a miss, it will be rewritten
         meta = table.schema.metadata or {}
         try:
-            signatures = json.loads(meta[_META_KEY])["metrics"]
-        except (KeyError, ValueError):
+            info = json.loads(meta[_META_KEY])
+            return table, info["metrics"], bool(info.get("complete"))
+        except (KeyError, ValueError, TypeError):
             return None
-        return table, signatures
 
     def get_many(self, wanted: dict[str, dict[str, Signature]]) -> tuple[pd.DataFrame | None, list[str]]:
         """Cached points for several runs at once.
@@ -89,9 +89,7 @@ class HistoryCache:
         tables, missed = [], []
         for run_id, metrics in wanted.items():
             found = self._read(run_id)
-            if found is None or any(
-                name not in found[1] or found[1][name] != _jsonable(sig) for name, sig in metrics.items()
-            ):
+            if found is None or not _holds(found[1], found[2], metrics):
                 missed.append(run_id)
                 continue
             table = found[0]
@@ -106,10 +104,12 @@ class HistoryCache:
             return None, missed
         return pa.concat_tables(tables).unify_dictionaries().to_pandas(), missed
 
-    def put(self, run_id: str, points: pd.DataFrame, signatures: dict[str, Signature]) -> None:
+    def put(self, run_id: str, points: pd.DataFrame, signatures: dict[str, Signature], *, complete: bool) -> None:
         """Cache ``points`` (columns metric, step, value, timestamp) of the metrics in ``signatures``.
 
-        Metrics already cached for the run and not in ``signatures`` are kept.
+        ``complete`` says that ``signatures`` names every metric of the run, so a metric
+        missing from the entry is known not to exist. Metrics already cached for the run
+        and not in ``signatures`` are kept.
         """
         metric = points[C.METRIC]
         if isinstance(metric.dtype, pd.CategoricalDtype):
@@ -130,13 +130,15 @@ class HistoryCache:
         merged = {name: _jsonable(sig) for name, sig in signatures.items()}
         previous = self._read(run_id)
         if previous is not None:
-            old, old_sigs = previous
+            old, old_sigs, old_complete = previous
+            complete = complete or old_complete
             keep = [name for name in old_sigs if name not in merged]
             if keep:
                 kept = old.filter(pc.is_in(old[C.METRIC].cast(pa.string()), value_set=pa.array(keep)))
                 table = pa.concat_tables([kept.cast(_SCHEMA), table]).combine_chunks()
                 merged.update({name: old_sigs[name] for name in keep})
-        table = table.replace_schema_metadata({_META_KEY: json.dumps({"metrics": merged}).encode()})
+        info = {"metrics": merged, "complete": complete}
+        table = table.replace_schema_metadata({_META_KEY: json.dumps(info).encode()})
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{run_id}.", suffix=".tmp")
         os.close(fd)
@@ -150,6 +152,17 @@ class HistoryCache:
     def clear(self) -> None:
         """Delete every cached run of this store."""
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _holds(cached: dict[str, Signature], complete: bool, wanted: dict[str, Signature]) -> bool:
+    """Whether an entry answers for every wanted metric with the signature the store reports."""
+    for name, sig in wanted.items():
+        if name in cached:
+            if cached[name] != _jsonable(sig):
+                return False
+        elif not (complete and sig is None):  # absent from a complete entry: the run lacks it
+            return False
+    return True
 
 
 def _jsonable(signature: Signature) -> Signature:

@@ -80,8 +80,8 @@ class AimStore(Store):
                 out.append(_record(run, names))
         return out
 
-    def _run(self, run_id: str):
-        run = self._fresh_repo().get_run(run_id)
+    def _run(self, run_id: str, repo=None):
+        run = (repo if repo is not None else self._fresh_repo()).get_run(run_id)
         if run is None:
             raise RunNotFound(self._missing_run_message([run_id]))
         return run
@@ -89,7 +89,8 @@ class AimStore(Store):
     # -------------------------------------------------------------------- history
 
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
-        runs = [self._run(r) for r in run_ids]
+        repo = self._fresh_repo()
+        runs = [self._run(r, repo) for r in run_ids]
         wanted = set(metrics)
         parts = []
         for run in runs:
@@ -100,7 +101,7 @@ class AimStore(Store):
                 metric = run.get_metric(name, context)
                 if metric is None:
                     continue
-                steps, (values, _epochs, times) = metric.data.view(["val", "epoch", "time"]).numpy()
+                steps, (values, times) = metric.data.view(["val", "time"]).numpy()
                 parts.append(
                     pd.DataFrame(
                         {

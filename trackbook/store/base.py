@@ -212,7 +212,7 @@ class Store(abc.ABC):
             if cache:
                 finished = [r for r in to_read if index[r].status in C.FINAL_STATUSES]
                 for rid, points in _split_by_run(fresh, finished):
-                    self.cache.put(rid, points, wanted[rid])
+                    self.cache.put(rid, points, wanted[rid], complete=metrics is None)
         frame = finish_history(_concat_points(parts), run_ids)
         return frame if max_points is None else downsample(frame, max_points)
 

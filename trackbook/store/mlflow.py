@@ -11,7 +11,7 @@ import pandas as pd
 
 from trackbook import columns as C
 from trackbook.errors import StoreUnavailable
-from trackbook.store import _mlflow_sql
+from trackbook.store import _mlflow_rest, _mlflow_sql
 from trackbook.store._mlflow_sql import restore_special_values
 from trackbook.store.base import RunRecord, Store, redact_uri
 
@@ -48,6 +48,8 @@ class MLflowStore(Store):
             ) from None
         #: SQLAlchemy engine of a SQL store (the bulk read path), else None.
         self._engine = _mlflow_sql.engine_of(self._client)
+        #: Credentials of an mlflow server (the REST bulk path), else None.
+        self._host_creds = _mlflow_rest.host_creds_of(self._client) if self._engine is None else None
 
     # ---------------------------------------------------------------- experiments
 
@@ -110,6 +112,8 @@ class MLflowStore(Store):
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
         if self._engine is not None:
             return _mlflow_sql.read_points(self._engine, run_ids, metrics)
+        if self._host_creds is not None:
+            return _mlflow_rest.read_points(self._host_creds, run_ids, metrics)
         return self._naive_history(run_ids, metrics)
 
     def _naive_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
