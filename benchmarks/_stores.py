@@ -60,13 +60,15 @@ def mlflow_store(n_runs: int, n_metrics: int, n_steps: int) -> Path:
 def aim_repo(n_runs: int, n_metrics: int, n_steps: int) -> Path:
     """An Aim repository with the same shape of content as :func:`mlflow_store`."""
     folder = ROOT / f"aim-{n_runs}x{n_metrics}x{n_steps}"
-    if folder.exists():
+    done = folder / "BUILT"
+    if done.exists():
         return folder
     import aim
 
     from trackbook import _aim
 
-    building = folder.with_name(folder.name + ".building")
+    # Built in place (Aim's open containers must not see their folder move), marked when done.
+    building = folder
     shutil.rmtree(building, ignore_errors=True)
     building.mkdir(parents=True)
     repo = _aim.open_repo(building, init=True)
@@ -84,5 +86,5 @@ def aim_repo(n_runs: int, n_metrics: int, n_steps: int) -> Path:
         run.close()
     _aim.index_pending_runs(repo)
     repo.close()
-    building.rename(folder)
+    done.write_text("ok\n")
     return folder

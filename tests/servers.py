@@ -34,37 +34,61 @@ def wait_http(url: str, *, timeout: float, proc: subprocess.Popen | None = None,
 
 
 def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
+    """Stop a server started with ``start_new_session=True``, its worker processes included."""
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 15)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
         try:
-            proc.wait(timeout=15)
+            proc.wait(timeout=wait)
+            break
         except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=15)
+            continue
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # workers that outlived their parent
+
+
+class MlflowServer:
+    """A real ``mlflow server`` on 127.0.0.1 that a test can stop and start again."""
+
+    def __init__(self, backend_uri: str, workdir: Path, *, port: int | None = None) -> None:
+        self.backend_uri = backend_uri
+        self.workdir = workdir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+        workdir.mkdir(parents=True, exist_ok=True)
+
+    def start(self) -> str:
+        log = self.workdir / f"mlflow-server-{self.port}.log"
+        cmd = [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri", self.backend_uri,
+            "--artifacts-destination", str(self.workdir / "served-artifacts"),
+            "--host", "127.0.0.1",
+            "--port", str(self.port),
+            "--workers", "1",
+        ]
+        env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
+        with log.open("a") as out:
+            self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
+                                         start_new_session=True)
+        wait_http(self.url + "/health", timeout=90, proc=self.proc, log=log)
+        return self.url
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop(self.proc)
+            self.proc = None
 
 
 @contextlib.contextmanager
 def mlflow_server(backend_uri: str, workdir: Path, *, port: int | None = None) -> Iterator[str]:
     """Run ``mlflow server`` on 127.0.0.1 for the duration of the block; yield its URL."""
-    port = port or free_port()
-    workdir.mkdir(parents=True, exist_ok=True)
-    log = workdir / f"mlflow-server-{port}.log"
-    cmd = [
-        str(Path(sys.executable).with_name("mlflow")),
-        "server",
-        "--backend-store-uri", backend_uri,
-        "--artifacts-destination", str(workdir / "served-artifacts"),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--workers", "1",
-    ]
-    env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
-    with log.open("w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=workdir, env=env,
-                                start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = MlflowServer(backend_uri, workdir, port=port)
     try:
-        wait_http(url + "/health", timeout=90, proc=proc, log=log)
-        yield url
+        yield server.start()
     finally:
-        stop(proc)
+        server.stop()

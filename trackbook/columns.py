@@ -4,7 +4,9 @@ Tidy frames are trackbook's common currency: the store layer returns them, analy
 and plots take them. Their column names live here, once.
 
 ``Store.runs()`` (one row per run):
-    ``run_id``, ``name``, ``experiment_id``, ``experiment``, ``status``,
+    ``run_id``, ``name``, ``experiment_id``, ``experiment``, ``status``, ``stale`` (True
+    for a RUNNING run with no sign of life, heartbeat or metric, for ``stale_after``
+    seconds: its process was killed hard),
     ``start_time`` / ``end_time`` (UTC timestamps; ``end_time`` is NaT while running),
     ``duration`` (seconds, float), ``parent_run_id`` (the study/parent run, or None),
     ``base_run_id`` (the run this one continues, from the ``base_model_run_id`` tag),
@@ -29,6 +31,7 @@ NAME = "name"
 EXPERIMENT_ID = "experiment_id"
 EXPERIMENT = "experiment"
 STATUS = "status"
+STALE = "stale"
 START_TIME = "start_time"
 END_TIME = "end_time"
 DURATION = "duration"
@@ -45,6 +48,7 @@ RUN_COLUMNS = [
     EXPERIMENT_ID,
     EXPERIMENT,
     STATUS,
+    STALE,
     START_TIME,
     END_TIME,
     DURATION,
@@ -79,6 +83,9 @@ FINAL_STATUSES = (FINISHED, FAILED, KILLED)
 TAG_BASE_RUN = "base_model_run_id"
 TAG_MLFLOW_PARENT = "mlflow.parentRunId"
 TAG_MLFLOW_RUN_NAME = "mlflow.runName"
+#: Tags with these prefixes are bookkeeping, not shown as ``tags.*`` columns.
+SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbook.")
+TAG_HEARTBEAT = "trackbook.heartbeat"
 METRIC_PREVIOUS_TIMESTEPS = "previous_timesteps"
 METRIC_TOTAL_TIMESTEPS = "total_timesteps"
 

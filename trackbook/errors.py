@@ -50,3 +50,7 @@ class ChainCycle(TrackbookError):
             f"one of these runs (e.g. `mlflow.MlflowClient().delete_tag(run_id, "
             f"'base_model_run_id')`)."
         )
+
+
+class ConfigError(TrackbookError, ValueError):
+    """An experiment config is missing, malformed, or has a bad key or value."""

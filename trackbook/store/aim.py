@@ -32,8 +32,8 @@ class AimStore(Store):
     kind = "aim"
     run_id_pattern = re.compile(r"[0-9a-f]{24}")
 
-    def __init__(self, uri: str) -> None:
-        super().__init__(uri)
+    def __init__(self, uri: str, *, cache_dir: str | Path | None = None) -> None:
+        super().__init__(uri, cache_dir=cache_dir)
         self.path = _aim.aim_path(uri)
         self._repo = _aim.open_repo(self.path)
 
@@ -162,6 +162,7 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
         tags={str(k): str(v) for k, v in (run.get(C.AIM_TAGS_KEY, None) or {}).items()},
         metrics=_last_values(run),
         parent_run_id=meta.get("parent_run_id"),
+        last_activity=meta.get("heartbeat"),
     )
 
 

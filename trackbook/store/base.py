@@ -48,6 +48,8 @@ class RunRecord:
     #: metric -> what identifies its last point (e.g. last step, timestamp, value);
     #: the history cache is valid while these stay the same. Defaults to the last values.
     metric_signatures: dict[str, Any] | None = None
+    #: last sign of life of a live run (heartbeat, metric), ms since the epoch.
+    last_activity: float | None = None
 
     def signatures(self) -> dict[str, Any]:
         if self.metric_signatures is not None:
@@ -101,6 +103,7 @@ class Store(abc.ABC):
         filter: str | None = None,  # noqa: A002 - the name users know from MLflow
         status: str | Sequence[str] | None = None,
         run_ids: Iterable[str] | None = None,
+        stale_after: float = 900.0,
     ) -> pd.DataFrame:
         """One row per run, newest first (columns documented in :mod:`trackbook.columns`).
 
@@ -115,6 +118,8 @@ class Store(abc.ABC):
                 and ``OR`` are accepted too.
             status: keep only runs with this status (or these statuses).
             run_ids: keep only these runs.
+            stale_after: seconds without a heartbeat or metric after which a RUNNING
+                run is marked ``stale`` (its process died without ending it).
 
         Returns:
             The runs, sorted by start time, newest first.
@@ -132,7 +137,7 @@ class Store(abc.ABC):
         else:
             exp_ids = None if experiment is None else self._resolve_experiments(experiment)
             records = self._list_runs(exp_ids)
-        frame = runs_frame(records)
+        frame = runs_frame(records, stale_after=stale_after)
         if status is not None:
             frame = frame[frame[C.STATUS].isin(_check_statuses(status))]
         if filter:
@@ -345,8 +350,11 @@ class Store(abc.ABC):
 # -------------------------------------------------------------------- frame builders
 
 
-def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
+def runs_frame(records: Iterable[RunRecord], *, stale_after: float = 900.0) -> pd.DataFrame:
     """The ``runs()`` frame for backend records: fixed columns, then params, tags, metrics."""
+    import time
+
+    now_ms = time.time() * 1000.0
     rows = []
     for r in records:
         row: dict[str, Any] = {
@@ -355,19 +363,22 @@ def runs_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
             C.EXPERIMENT_ID: r.experiment_id,
             C.EXPERIMENT: r.experiment,
             C.STATUS: r.status,
+            C.STALE: r.status == C.RUNNING
+            and now_ms - max(x for x in (r.last_activity, r.start_time, 0.0) if x is not None) > stale_after * 1000,
             C.START_TIME: r.start_time,
             C.END_TIME: r.end_time,
             C.PARENT_RUN_ID: r.parent_run_id,
             C.BASE_RUN_ID: r.tags.get(C.TAG_BASE_RUN) or None,
         }
         row.update({C.PARAMS_PREFIX + k: str(v) for k, v in r.params.items()})
-        row.update({C.TAGS_PREFIX + k: str(v) for k, v in r.tags.items() if not k.startswith("mlflow.")})
+        row.update({C.TAGS_PREFIX + k: str(v) for k, v in r.tags.items() if not k.startswith(C.SYSTEM_TAG_PREFIXES)})
         row.update({C.METRICS_PREFIX + k: float(v) for k, v in r.metrics.items()})
         rows.append(row)
     frame = pd.DataFrame.from_records(rows)
     for col in C.RUN_COLUMNS:
         if col not in frame.columns:
             frame[col] = None
+    frame[C.STALE] = frame[C.STALE].fillna(False).astype(bool)
     frame[C.START_TIME] = _to_utc(frame[C.START_TIME])
     frame[C.END_TIME] = _to_utc(frame[C.END_TIME])
     frame[C.DURATION] = (frame[C.END_TIME] - frame[C.START_TIME]).dt.total_seconds()

@@ -172,6 +172,9 @@ def _record(run: Any, experiment_names: dict[str, str]) -> RunRecord:
             m.key: [int(m.step), int(m.timestamp), repr(float(m.value))] for m in getattr(data, "_metric_objs", [])
         }
         or None,
+        last_activity=max(
+            [float(data.tags.get(C.TAG_HEARTBEAT) or 0)] + [float(m.timestamp) for m in getattr(data, "_metric_objs", [])]
+        ),
     )
 
 

@@ -1,0 +1,93 @@
+"""Trackers without SB3: backend choice, health checks, batching, exactly-once delivery."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import trackbook as tb
+from tests.servers import free_port
+from trackbook import columns as C
+from trackbook.tracking import health_check, make_tracker, resolve_tracking_uri
+
+
+def test_uri_resolution_follows_the_seed_environment_variables(tmp_path: Path, monkeypatch):
+    for var in ("MLFLOW_TRACKING_URI", "ML_TRACKING_BACKEND", "ML_STORAGE_PATH", "AIM_REPO_PATH"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
+    assert resolve_tracking_uri("sqlite:///other.db") == f"sqlite:///{tmp_path / 'other.db'}"
+    monkeypatch.setenv("ML_STORAGE_PATH", str(tmp_path / "store"))
+    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
+    assert resolve_tracking_uri("sqlite:///argument.db") == f"sqlite:///{tmp_path / 'from-env.db'}"  # env first
+    monkeypatch.setenv("ML_TRACKING_BACKEND", "aim")
+    assert resolve_tracking_uri() == f"aim://{tmp_path / 'store' / 'aim'}"
+    monkeypatch.setenv("AIM_REPO_PATH", str(tmp_path / "repo"))
+    assert resolve_tracking_uri() == f"aim://{tmp_path / 'repo'}"
+    store = tb.connect(f"sqlite:///{tmp_path / 'explicit.db'}")
+    assert resolve_tracking_uri(store) == store.uri  # a Store object is written to as given
+    monkeypatch.setenv("ML_TRACKING_BACKEND", "wandb")
+    with pytest.raises(ValueError, match="'wandb' is not supported"):
+        resolve_tracking_uri()
+
+
+def test_health_checks(tmp_path: Path):
+    ok = health_check(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert ok.ok and ok.problems == []
+    down = health_check(f"http://127.0.0.1:{free_port()}")
+    assert not down.ok and "not reachable" in down.problems[0]
+    aim = health_check(f"aim://{tmp_path / 'aim'}")
+    assert aim.ok
+    (tmp_path / "a-file").write_text("not a folder")
+    blocked = health_check(f"aim://{tmp_path / 'a-file' / 'aim'}")
+    assert not blocked.ok and "not a folder" in blocked.problems[0]
+
+
+@pytest.mark.parametrize("backend", ["mlflow", "aim"])
+def test_tracker_round_trip(tmp_path: Path, backend: str):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}" if backend == "mlflow" else f"aim://{tmp_path / 'aim'}"
+    with make_tracker(uri) as tracker:
+        parent = tracker.start_run("study", name="parent", params={"n_trials": 2})
+    child = make_tracker(uri)
+    run_id = child.start_run("study", name="child", params={"lr": 0.01, "layers": [64, 64]},
+                             tags={"note": "<b>x</b>"}, parent_run_id=parent)
+    for step in range(2500):  # several batches
+        child.log_metrics({"loss": 1.0 / (step + 1), "acc": step / 2500}, step)
+    child.log_text("a: 1\n", "config.yaml")
+    assert child.end_run(C.FAILED, final_metrics={"objective": float("nan")}, step=2500)
+
+    store = tb.connect(uri)
+    run = store.run(run_id)
+    assert run[C.STATUS] == C.FAILED and run[C.PARENT_RUN_ID] == parent and run[C.NAME] == "child"
+    assert run["params.lr"] == 0.01 and run["params.layers"] == "[64, 64]" and run["tags.note"] == "<b>x</b>"
+    hist = store.history(run_id, ["loss", "acc", "objective"])
+    assert hist.groupby("metric", observed=True).size().to_dict() == {"acc": 2500, "loss": 2500, "objective": 1}
+    assert hist[hist[C.METRIC] == "objective"][C.VALUE].isna().all()
+    assert list(store.artifacts(run_id)[C.PATH]) == ["config.yaml"]
+    assert store.run(parent)[C.STATUS] == C.FINISHED
+
+
+def test_replayed_batches_are_not_duplicated(tmp_path: Path):
+    """A batch the store took but whose answer was lost is sent again: still one copy."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = make_tracker(uri)
+    run_id = tracker.start_run("dups")
+    from trackbook.tracking._outbox import Op
+
+    batch = Op("metrics", [["loss", 0.5, 1000, s] for s in range(10)])
+    tracker._send(batch)
+    tracker._send(batch)  # the replay
+    tracker.end_run()
+    assert len(tb.connect(uri).history(run_id, "loss")) == 10
+
+
+def test_start_run_while_the_store_is_down_does_not_raise(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    tracker = make_tracker(f"http://127.0.0.1:{free_port()}", flush_interval=0.1)
+    with pytest.warns(RuntimeWarning, match="cannot write to the tracking store"):
+        assert tracker.start_run("nowhere", wait=2) is None
+        tracker.log_metrics({"loss": 1.0}, 0)
+    assert tracker.delivering
+    assert tracker.end_run(timeout=1) is False  # never raises; says it is not delivered

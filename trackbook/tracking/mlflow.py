@@ -1,0 +1,109 @@
+"""MLflow backend of :class:`~trackbook.tracking.base.Tracker`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from trackbook import columns as C
+from trackbook.tracking._outbox import Op
+from trackbook.tracking.base import TAG_HEARTBEAT, HealthReport, Tracker, now_ms
+
+_PARAM_MAX = 6000  # MLflow's limit on a param value
+_PER_BATCH = 100  # params or tags per log_batch
+
+
+class MLflowTracker(Tracker):
+    """Writes runs to an MLflow tracking store (sqlite, PostgreSQL, an mlflow server)."""
+
+    backend = "mlflow"
+
+    def __init__(self, uri: str, **kwargs) -> None:
+        super().__init__(uri, **kwargs)
+        from mlflow.tracking import MlflowClient
+
+        self._client = MlflowClient(tracking_uri=uri)
+
+    def _experiment_id(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = self._client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return self._client.create_experiment(name)
+        except MlflowException:  # another process created it in between
+            found = self._client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    def _send(self, op: Op) -> None:
+        from mlflow.entities import Metric, Param, RunTag
+
+        client, p = self._client, op.payload
+        if op.kind == "create":
+            tags = dict(p["tags"])
+            if p["parent_run_id"]:
+                tags[C.TAG_MLFLOW_PARENT] = p["parent_run_id"]
+            tags[TAG_HEARTBEAT] = str(p["start_ms"])
+            run = client.create_run(
+                self._experiment_id(p["experiment"]), start_time=p["start_ms"], tags=tags, run_name=p["name"]
+            )
+            self._created(run.info.run_id)
+        elif op.kind == "params":
+            items = [Param(k, v[:_PARAM_MAX]) for k, v in p.items()]
+            for i in range(0, len(items), _PER_BATCH):
+                client.log_batch(self.run_id, params=items[i : i + _PER_BATCH])
+        elif op.kind == "tags":
+            items = [RunTag(k, v) for k, v in p.items()]
+            for i in range(0, len(items), _PER_BATCH):
+                client.log_batch(self.run_id, tags=items[i : i + _PER_BATCH])
+        elif op.kind == "metrics":
+            client.log_batch(self.run_id, metrics=[Metric(k, v, ts, step) for k, v, ts, step in p])
+        elif op.kind == "artifact":
+            if Path(p["path"]).is_dir():
+                folder = Path(p["artifact_path"] or "") / Path(p["path"]).name
+                client.log_artifacts(self.run_id, p["path"], artifact_path=str(folder))
+            else:
+                client.log_artifact(self.run_id, p["path"], artifact_path=p["artifact_path"])
+        elif op.kind == "heartbeat":
+            client.set_tag(self.run_id, TAG_HEARTBEAT, str(p["ms"]))
+        elif op.kind == "terminate":
+            client.set_terminated(self.run_id, p["status"], end_time=p["end_ms"])
+        else:  # pragma: no cover - a programming error
+            raise ValueError(f"unknown operation {op.kind!r}")
+
+    def health_check(self) -> HealthReport:
+        from trackbook.store.base import redact_uri
+
+        report = HealthReport(ok=True, backend=self.backend, uri=redact_uri(self.uri))
+        if self.uri.startswith(("http://", "https://")):
+            import requests
+
+            try:
+                requests.get(self.uri.rstrip("/") + "/health", timeout=5).raise_for_status()
+            except requests.RequestException as exc:
+                report.problems.append(f"server not reachable: {type(exc).__name__}")
+                report.ok = False
+                return report
+        try:
+            self._client.search_experiments(max_results=1)
+        except Exception as exc:  # noqa: BLE001
+            report.problems.append(f"cannot read the store: {str(exc).splitlines()[0][:200]}")
+            report.ok = False
+            return report
+        if self.uri.startswith("sqlite:///"):
+            db = Path(self.uri[len("sqlite:///") :])
+            target = db if db.exists() else db.parent
+            if not os.access(target, os.W_OK):
+                report.problems.append(f"{target} is not writable")
+        else:
+            try:
+                default = self._client.get_experiment("0")
+                self._client.set_experiment_tag(default.experiment_id, "trackbook.health_check", str(now_ms()))
+                report.details["write_checked"] = True
+            except Exception as exc:  # noqa: BLE001
+                report.problems.append(f"cannot write (tagging the Default experiment failed: {type(exc).__name__})")
+        report.ok = not report.problems
+        return report
