@@ -256,6 +256,8 @@ def write_aim(repo_path: Path) -> dict[str, str]:
             run[C.AIM_TRACKBOOK_KEY] = {
                 "status": spec.status,
                 "parent_run_id": ids[spec.parent] if spec.parent else None,
+                # Aim stamps its own clock on runs; the fixture's clock goes in the heartbeat
+                "heartbeat": spec.start_ms + spec.duration_ms,
             }
             for name, (steps, values) in spec.metrics.items():
                 for step, value in zip(steps.tolist(), values.tolist()):

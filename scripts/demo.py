@@ -1,13 +1,15 @@
 """The main job, on the embedded store ``sqlite:///mlflow.db`` in the working folder.
 
-Run through ``bash scripts/dev demo``. Today it builds the fixture runs into the store
-(once; a second call reuses them), then asks trackbook for a runs table and an
-enhancement chain, as a user would in a notebook.
+Run through ``bash scripts/dev demo``. It writes the fixture runs into the store (first
+call only), trains a PPO agent on CartPole-v1 with ``TrackingCallback``, continues it
+twice as an enhancement chain, and asks trackbook the questions a user would ask in a
+notebook: a runs table, the chain on one continuous step axis.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -17,8 +19,32 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import trackbook as tb  # noqa: E402
 from data_fixtures.build import PLAIN_EXPERIMENT, write_mlflow  # noqa: E402
 
+DEMO_EXPERIMENT = "demo-ppo-cartpole"
+
+
+def train_chain(store: tb.Store) -> str:
+    """Train PPO, continue it twice; return the last run's id."""
+    import gymnasium as gym
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.monitor import Monitor
+
+    from trackbook.tracking import TrackingCallback, continue_training
+
+    def env():
+        return Monitor(gym.make("CartPole-v1"))
+
+    model = PPO("MlpPolicy", env(), n_steps=512, batch_size=64, seed=0)
+    cb = TrackingCallback(store, experiment=DEMO_EXPERIMENT, eval_env=env(), eval_freq=1024, n_eval_episodes=5)
+    model.learn(4096, callback=cb)
+    print(f"  trained run {cb.run_id}: eval/mean_reward {cb.last_eval['eval/mean_reward']:.1f}")
+    for link in (1, 2):
+        _, cb = continue_training(store, cb.run_id, env(), 2048, eval_env=env(), eval_freq=1024, n_eval_episodes=5)
+        print(f"  continued as run {cb.run_id} (link {link}): eval/mean_reward {cb.last_eval['eval/mean_reward']:.1f}")
+    return cb.run_id
+
 
 def main() -> None:
+    warnings.filterwarnings("ignore", category=UserWarning)
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 12)
     pd.set_option("display.max_colwidth", 28)
@@ -33,7 +59,8 @@ def main() -> None:
     shown = ["name", "status", "duration", "params.algorithm", "params.learning_rate", "metrics.eval/mean_reward"]
     print(runs[shown].to_string(index=False))
 
-    final = runs.loc[runs["name"] == "chain-2", "run_id"].iloc[0]
+    print(f"\nTraining PPO on CartPole-v1 into {DEMO_EXPERIMENT!r}, then continuing it twice ...")
+    final = train_chain(store)
     chain = store.chain(final)
     print(f"\n{chain}")
     print(chain.runs[["position", "name", "offset", "metrics.total_timesteps"]].to_string(index=False))

@@ -50,6 +50,8 @@ def test_statuses_parents_and_bases(store_and_ids):
     runs = store.runs("hpo-cartpole").set_index(C.NAME)
     assert runs.loc["trial-5", C.STATUS] == C.FAILED
     assert runs.loc["trial-7", C.STATUS] == C.RUNNING
+    assert runs.loc["trial-7", C.STALE]  # RUNNING since 2026-01-01 with no sign of life
+    assert not runs[C.STALE].drop(index="trial-7").any()
     assert pd.isna(runs.loc["trial-7", C.END_TIME]) and math.isnan(runs.loc["trial-7", C.DURATION])
     assert (runs.loc["trial-0", C.DURATION]) > 0
     trials = runs.drop(index="study-ppo-lr-gamma")

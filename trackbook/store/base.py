@@ -48,7 +48,7 @@ class RunRecord:
     #: metric -> what identifies its last point (e.g. last step, timestamp, value);
     #: the history cache is valid while these stay the same. Defaults to the last values.
     metric_signatures: dict[str, Any] | None = None
-    #: last sign of life of a live run (heartbeat, metric), ms since the epoch.
+    #: last sign of life of a live run (heartbeat, metric), ms since the epoch; None: its start.
     last_activity: float | None = None
 
     def signatures(self) -> dict[str, Any]:
@@ -364,7 +364,7 @@ def runs_frame(records: Iterable[RunRecord], *, stale_after: float = 900.0) -> p
             C.EXPERIMENT: r.experiment,
             C.STATUS: r.status,
             C.STALE: r.status == C.RUNNING
-            and now_ms - max(x for x in (r.last_activity, r.start_time, 0.0) if x is not None) > stale_after * 1000,
+            and now_ms - (r.last_activity or r.start_time or now_ms) > stale_after * 1000,
             C.START_TIME: r.start_time,
             C.END_TIME: r.end_time,
             C.PARENT_RUN_ID: r.parent_run_id,

@@ -174,7 +174,8 @@ def _record(run: Any, experiment_names: dict[str, str]) -> RunRecord:
         or None,
         last_activity=max(
             [float(data.tags.get(C.TAG_HEARTBEAT) or 0)] + [float(m.timestamp) for m in getattr(data, "_metric_objs", [])]
-        ),
+        )
+        or None,
     )
 
 

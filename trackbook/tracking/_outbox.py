@@ -190,7 +190,7 @@ class Outbox:
                 except Exception as exc:  # noqa: BLE001 - any failure: keep, warn once, retry
                     self._on_failure(exc)
                     time.sleep(backoff)
-                    backoff = min(backoff * 2, 10.0)
+                    backoff = min(backoff * 2, 5.0)
                     if self._stop:
                         return
                     continue
