@@ -52,8 +52,9 @@ def stop(proc: subprocess.Popen) -> None:
 class MlflowServer:
     """A real ``mlflow server`` on 127.0.0.1 that a test can stop and start again."""
 
-    def __init__(self, backend_uri: str, workdir: Path, *, port: int | None = None) -> None:
+    def __init__(self, backend_uri: str, workdir: Path, *, port: int | None = None, workers: int = 1) -> None:
         self.backend_uri = backend_uri
+        self.workers = workers
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -69,7 +70,7 @@ class MlflowServer:
             "--artifacts-destination", str(self.workdir / "served-artifacts"),
             "--host", "127.0.0.1",
             "--port", str(self.port),
-            "--workers", "1",
+            "--workers", str(self.workers),
         ]
         env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
         with log.open("a") as out:
@@ -85,9 +86,9 @@ class MlflowServer:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, workdir: Path, *, port: int | None = None) -> Iterator[str]:
+def mlflow_server(backend_uri: str, workdir: Path, *, port: int | None = None, workers: int = 1) -> Iterator[str]:
     """Run ``mlflow server`` on 127.0.0.1 for the duration of the block; yield its URL."""
-    server = MlflowServer(backend_uri, workdir, port=port)
+    server = MlflowServer(backend_uri, workdir, port=port, workers=workers)
     try:
         yield server.start()
     finally:

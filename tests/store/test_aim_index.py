@@ -41,13 +41,18 @@ def _python(code: str, *args: str) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def test_runs_written_by_short_plain_aim_processes_are_read_by_the_next(tmp_path: Path):
-    import json
-
-    repo = tmp_path / "repo"
+def _aim_init(repo: Path) -> Path:
+    """A new repository made by Aim's own CLI, as a user would."""
     repo.mkdir()
     subprocess.run([str(Path(sys.executable).with_name("aim")), "init", "--repo", str(repo)],
                    check=True, capture_output=True)
+    return repo
+
+
+def test_runs_written_by_short_plain_aim_processes_are_read_by_the_next(tmp_path: Path):
+    import json
+
+    repo = _aim_init(tmp_path / "repo")
     _python(_PLAIN_AIM_WRITER, str(repo), "first")
     assert json.loads(_python(_READER, str(repo))) == {"names": ["first"], "points": 100}
     # The index now exists; a later writer's run must still be seen by a new reader.
@@ -57,10 +62,7 @@ def test_runs_written_by_short_plain_aim_processes_are_read_by_the_next(tmp_path
 
 
 def test_a_long_lived_reader_sees_runs_written_after_it_connected(tmp_path: Path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    subprocess.run([str(Path(sys.executable).with_name("aim")), "init", "--repo", str(repo)],
-                   check=True, capture_output=True)
+    repo = _aim_init(tmp_path / "repo")
     _python(_PLAIN_AIM_WRITER, str(repo), "before")
     store = tb.connect(f"aim://{repo}")
     assert list(store.runs()[C.NAME]) == ["before"]

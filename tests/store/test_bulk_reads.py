@@ -197,3 +197,21 @@ def test_history_labels_are_categorical_in_the_order_asked(store_and_ids):
     assert list(hist[C.RUN_ID].cat.categories) == order
     assert list(dict.fromkeys(hist[C.RUN_ID])) == order
     assert list(hist.groupby(C.RUN_ID, observed=True).size()) == [10, 10, 10]
+
+
+def test_aim_raw_reader_matches_aims_own(aim_store, fixture_ids):
+    from trackbook.store.aim import _raw_series_arrays
+
+    repo = aim_store._fresh_repo()
+    checked = 0
+    for run_id in fixture_ids["aim"].values():
+        run = repo.get_run(run_id)
+        for name, context, _ in run.iter_metrics_info():
+            metric = run.get_metric(name, context)
+            steps, values, times = _raw_series_arrays(metric)
+            ref_steps, (ref_values, ref_times) = metric.data.view(["val", "time"]).numpy()
+            assert np.array_equal(steps, ref_steps)
+            assert np.array_equal(values, np.asarray(ref_values, dtype="float64"), equal_nan=True)
+            assert np.array_equal(times, ref_times)
+            checked += 1
+    assert checked > 40

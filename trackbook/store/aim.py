@@ -101,7 +101,7 @@ class AimStore(Store):
                 metric = run.get_metric(name, context)
                 if metric is None:
                     continue
-                steps, (values, times) = metric.data.view(["val", "time"]).numpy()
+                steps, values, times = _series_arrays(metric)
                 parts.append(
                     pd.DataFrame(
                         {
@@ -143,6 +143,59 @@ class AimStore(Store):
             else:  # a remote artifact store (s3://...): let Aim fetch it
                 artifact.download(str(target.parent))
         return dst / path
+
+
+_SCALAR = np.dtype([("flag", "u1"), ("value", "<f8")])
+_INT_FLAG, _FLOAT_FLAG = 2, 3  # aim.storage.encoding's type bytes for int64 and double
+
+
+def _series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Steps, values and timestamps (s) of one Aim metric, sorted by step.
+
+    Aim's ``numpy()`` decodes point by point. Here each column's raw records are
+    taken from the run's RocksDB view and decoded at once with numpy (a record is one
+    type byte and 8 little-endian bytes). Anything unexpected (an older sequence
+    format, columns not aligned, a non-scalar value) falls back to Aim's own reader.
+    """
+    try:
+        return _raw_series_arrays(metric)
+    except (ValueError, AttributeError, KeyError):
+        steps, (values, times) = metric.data.view(["val", "time"]).numpy()
+        return steps, np.asarray(values, dtype="float64"), np.asarray(times, dtype="float64")
+
+
+def _raw_series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    from aim.storage.encoding import encode_path
+
+    if metric.version != 2:
+        raise ValueError("not a version-2 sequence")
+    container = metric.series_tree.container
+    keys0 = None
+    columns = {}
+    for column in ("step", "val", "time"):
+        pairs = [(k, v) for k, v in container.view(encode_path((column,))).items() if k]
+        keys = [k for k, _ in pairs]
+        if keys0 is None:
+            keys0 = keys
+        elif keys != keys0:
+            raise ValueError("columns are not aligned")
+        raw = b"".join(v for _, v in pairs)
+        if len(raw) != _SCALAR.itemsize * len(pairs):
+            raise ValueError("not scalar records")
+        records = np.frombuffer(raw, dtype=_SCALAR)
+        flags = records["flag"]
+        if not np.isin(flags, (_INT_FLAG, _FLOAT_FLAG)).all():
+            raise ValueError("not numbers")
+        as_float = records["value"]
+        as_int = as_float.view("<i8")
+        if column == "step":
+            if not (flags == _INT_FLAG).all():
+                raise ValueError("non-integer steps")
+            columns[column] = as_int.astype("int64")
+        else:
+            columns[column] = np.where(flags == _INT_FLAG, as_int.astype("float64"), as_float)
+    order = np.argsort(columns["step"], kind="stable")
+    return columns["step"][order], columns["val"][order], columns["time"][order]
 
 
 def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:

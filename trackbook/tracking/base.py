@@ -140,6 +140,22 @@ class Tracker(abc.ABC):
             raise FileNotFoundError(f"log_artifact: {path} does not exist.")
         self._put("artifact", {"path": _snapshot(path), "artifact_path": artifact_path})
 
+    def log_model(self, model: Any, artifact_path: str = "model") -> None:
+        """Upload a model: anything with ``save(path)`` (stable-baselines3, ...) or a saved file.
+
+        A stable-baselines3 model lands at ``<artifact_path>/model.zip``, where
+        :func:`~trackbook.tracking.callback.load_model_of_run` looks for it.
+        """
+        if isinstance(model, (str, Path)):
+            self.log_artifact(model, artifact_path)
+            return
+        save = getattr(model, "save", None)
+        if not callable(save):
+            raise TypeError(f"log_model() needs a path or an object with save(path); got {type(model).__name__}.")
+        target = Path(tempfile.mkdtemp(prefix="trackbook-model-")) / "model.zip"
+        save(str(target))
+        self._put("artifact", {"path": str(target), "artifact_path": artifact_path})
+
     def log_text(self, text: str, artifact_file: str) -> None:
         """Upload ``text`` as the artifact ``artifact_file`` (e.g. ``"config.yaml"``)."""
         folder = Path(tempfile.mkdtemp(prefix="trackbook-text-"))

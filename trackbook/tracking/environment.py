@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import subprocess
@@ -15,19 +16,24 @@ _PACKAGES = ("trackbook", "stable-baselines3", "gymnasium", "torch", "numpy", "m
 
 def environment_info(cwd: str | Path | None = None) -> dict[str, Any]:
     """A JSON-able description of the machine, the packages and the git checkout."""
-    info: dict[str, Any] = {
+    info: dict[str, Any] = {**_process_info(), "gpu": _gpu()}
+    git = git_info(cwd)
+    if git:
+        info["git"] = git
+    return info
+
+
+@functools.lru_cache(maxsize=1)
+def _process_info() -> dict[str, Any]:
+    """What cannot change while this process lives (looked up once: package metadata is slow)."""
+    return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "executable": sys.executable,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
-        "gpu": _gpu(),
-        "packages": {name: _version(name) for name in _PACKAGES if _version(name)},
+        "packages": {name: version for name in _PACKAGES if (version := _version(name))},
     }
-    git = git_info(cwd)
-    if git:
-        info["git"] = git
-    return info
 
 
 def environment_tags(info: dict[str, Any]) -> dict[str, str]:
