@@ -61,7 +61,7 @@ class Outbox:
         *,
         name: str = "",
         batch_size: int = 1000,
-        flush_interval: float = 1.0,
+        flush_interval: float = 5.0,
         max_points_in_memory: int = 100_000,
         spill_dir: str | Path | None = None,
     ) -> None:
@@ -83,6 +83,8 @@ class Outbox:
         self._failing_since: float | None = None
         self._warned = False
         self.delivered_points = 0
+        #: CPU seconds the delivery thread spent delivering (what logging costs besides the hooks).
+        self.delivery_cpu = 0.0
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name=f"trackbook-outbox-{name}", daemon=True)
         self._thread.start()
@@ -185,9 +187,11 @@ class Outbox:
                 if nxt is None:
                     break
                 source, ops = nxt
+                started = time.thread_time()
                 try:
                     self._deliver(ops)
                 except Exception as exc:  # noqa: BLE001 - any failure: keep, warn once, retry
+                    self.delivery_cpu += time.thread_time() - started
                     self._on_failure(exc)
                     time.sleep(backoff)
                     backoff = min(backoff * 2, 5.0)
@@ -195,6 +199,7 @@ class Outbox:
                         return
                     continue
                 backoff = 0.5
+                self.delivery_cpu += time.thread_time() - started
                 with self._lock:
                     for _ in ops:
                         op = source.popleft()

@@ -59,7 +59,7 @@ class Tracker(abc.ABC):
 
     backend: str = ""
 
-    def __init__(self, uri: str, *, flush_interval: float = 1.0, max_points_in_memory: int = 100_000) -> None:
+    def __init__(self, uri: str, *, flush_interval: float = 5.0, max_points_in_memory: int = 100_000) -> None:
         self.uri = uri
         self.run_id: str | None = None
         self.status: str | None = None
