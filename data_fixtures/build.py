@@ -188,7 +188,7 @@ def fixture_runs() -> list[FixtureRun]:
 
 def write_mlflow(tracking_uri: str, artifact_root: Path) -> dict[str, str]:
     """Write the fixture runs to an MLflow store; return fixture key -> run id."""
-    from mlflow.entities import Metric, Param, RunTag
+    from mlflow.entities import Metric, Param
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=tracking_uri)

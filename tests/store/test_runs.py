@@ -133,7 +133,7 @@ def test_artifacts_list_and_download(store_and_ids, tmp_path):
     store, ids = store_and_ids
     listing = store.artifacts(ids["chain-1"])
     assert list(listing[C.PATH]) == ["checkpoints/final.txt", "model/model.txt"]
-    assert list(listing[C.SIZE]) == [len("20000\n"), len(f"weights of chain-1\n")]
+    assert list(listing[C.SIZE]) == [len("20000\n"), len("weights of chain-1\n")]
     assert list(store.artifacts(ids["chain-1"], "model")[C.PATH]) == ["model/model.txt"]
     copy = store.download_artifact(ids["chain-1"], "model/model.txt", tmp_path)
     assert copy.read_text() == "weights of chain-1\n"

@@ -6,7 +6,6 @@ import collections
 import warnings
 from pathlib import Path
 
-import pytest
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 

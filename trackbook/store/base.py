@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook._uri import redact_uri
 from trackbook.errors import (
     ExperimentNotFound,
     InvalidFilter,
@@ -581,8 +582,3 @@ def _outside_quotes(text: str, fn) -> str:
     """Apply ``fn`` to the parts of ``text`` outside quotes and backticks."""
     parts = re.split(r"""(`[^`]*`|"[^"]*"|'[^']*')""", text)
     return "".join(p if i % 2 else fn(p) for i, p in enumerate(parts))
-
-
-def redact_uri(uri: str) -> str:
-    """The URI with any password or token replaced by ``***``."""
-    return re.sub(r"(?<=://)([^/@:]+):([^/@]+)@", r"\1:***@", uri)

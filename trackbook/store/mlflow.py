@@ -13,7 +13,8 @@ from trackbook import columns as C
 from trackbook.errors import StoreUnavailable
 from trackbook.store import _mlflow_rest, _mlflow_sql
 from trackbook.store._mlflow_sql import restore_special_values
-from trackbook.store.base import RunRecord, Store, redact_uri
+from trackbook._uri import redact_uri
+from trackbook.store.base import RunRecord, Store
 
 _log = logging.getLogger(__name__)
 

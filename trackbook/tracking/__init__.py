@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from trackbook._uri import resolve_uri
 from trackbook.tracking.base import HealthReport, Tracker
 
 DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"
@@ -28,8 +29,6 @@ def resolve_tracking_uri(uri: Any = None, backend: str | None = None) -> str:
       ``sqlite:///$ML_STORAGE_PATH/mlflow.db``, then ``sqlite:///mlflow.db`` here;
     - Aim: ``$AIM_REPO_PATH``, then ``uri``, then ``$ML_STORAGE_PATH/aim``, then ``./aim``.
     """
-    from trackbook.store import resolve_uri
-
     if uri is not None and hasattr(uri, "uri"):
         return str(uri.uri)
     text = None if uri is None else os.fspath(uri)

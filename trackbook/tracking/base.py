@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from trackbook import columns as C
+from trackbook._uri import redact_uri
 from trackbook.tracking import _lifecycle
 from trackbook.tracking._outbox import Op, Outbox
 
@@ -69,8 +70,6 @@ class Tracker(abc.ABC):
         self._last_heartbeat = 0.0
 
     def __repr__(self) -> str:
-        from trackbook.store.base import redact_uri
-
         return f"{type(self).__name__}({redact_uri(self.uri)!r}, run_id={self.run_id!r})"
 
     # ------------------------------------------------------------------- the run

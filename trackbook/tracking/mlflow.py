@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from trackbook import columns as C
+from trackbook._uri import redact_uri
 from trackbook.tracking._outbox import Op
 from trackbook.tracking.base import TAG_HEARTBEAT, HealthReport, Tracker, now_ms
 
@@ -75,8 +76,6 @@ class MLflowTracker(Tracker):
             raise ValueError(f"unknown operation {op.kind!r}")
 
     def health_check(self) -> HealthReport:
-        from trackbook.store.base import redact_uri
-
         report = HealthReport(ok=True, backend=self.backend, uri=redact_uri(self.uri))
         if self.uri.startswith(("http://", "https://")):
             import requests
