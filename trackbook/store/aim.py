@@ -90,32 +90,33 @@ class AimStore(Store):
 
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
         repo = self._fresh_repo()
-        runs = [self._run(r, repo) for r in run_ids]
         wanted = set(metrics)
-        parts = []
-        for run in runs:
+        series: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]] = []
+        for run_id in run_ids:  # one run open at a time: each holds its own RocksDB caches
+            run, metric = self._run(run_id, repo), None
             for name, context, _ in run.iter_metrics_info():
                 label = _metric_label(name, context.to_dict())
-                if label not in wanted:
-                    continue
-                metric = run.get_metric(name, context)
-                if metric is None:
-                    continue
-                steps, values, times = _series_arrays(metric)
-                parts.append(
-                    pd.DataFrame(
-                        {
-                            C.RUN_ID: run.hash,
-                            C.METRIC: label,
-                            C.STEP: steps.astype("int64"),
-                            C.VALUE: np.asarray(values, dtype="float64"),
-                            C.TIMESTAMP: np.round(np.asarray(times, dtype="float64") * 1000.0).astype("int64"),
-                        }
-                    )
-                )
-        if not parts:
+                metric = run.get_metric(name, context) if label in wanted else None
+                if metric is not None:
+                    series.append((run_id, label, *_series_arrays(metric)))
+            del run, metric
+        if not series:
             return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
-        return pd.concat(parts, ignore_index=True)
+        counts = np.array([len(s[2]) for s in series])
+
+        def labels(i: int) -> pd.Categorical:
+            names, codes = np.unique(np.array([s[i] for s in series], dtype=object), return_inverse=True)
+            return pd.Categorical.from_codes(np.repeat(codes.astype(np.int32), counts), categories=names)
+
+        return pd.DataFrame(
+            {
+                C.RUN_ID: labels(0),
+                C.METRIC: labels(1),
+                C.STEP: np.concatenate([s[2] for s in series]).astype("int64"),
+                C.VALUE: np.concatenate([s[3] for s in series]).astype("float64"),
+                C.TIMESTAMP: np.round(np.concatenate([s[4] for s in series]) * 1000.0).astype("int64"),
+            }
+        )
 
     # ------------------------------------------------------------------ artifacts
 
