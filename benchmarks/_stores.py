@@ -66,20 +66,20 @@ def aim_repo(n_runs: int, n_metrics: int, n_steps: int) -> Path:
     import aim
 
     from trackbook import _aim
+    from trackbook import columns as C
 
     # Built in place (Aim's open containers must not see their folder move), marked when done.
-    building = folder
-    shutil.rmtree(building, ignore_errors=True)
-    building.mkdir(parents=True)
-    repo = _aim.open_repo(building, init=True)
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    repo = _aim.open_repo(folder, init=True)
     rng = np.random.default_rng(0)
     names = metric_names(n_metrics)
     for r in range(n_runs):
-        run = aim.Run(repo=str(building), experiment=EXPERIMENT, system_tracking_interval=None,
+        run = aim.Run(repo=str(folder), experiment=EXPERIMENT, system_tracking_interval=None,
                       capture_terminal_logs=False)
         run.name = f"run-{r:04d}"
-        run["hparams"] = {"learning_rate": float(10 ** rng.uniform(-5, -2)), "seed": r}
-        run["trackbook"] = {"status": "FINISHED", "parent_run_id": None}
+        run[C.AIM_PARAMS_KEY] = {"learning_rate": float(10 ** rng.uniform(-5, -2)), "seed": r}
+        run[C.AIM_TRACKBOOK_KEY] = {"status": "FINISHED", "parent_run_id": None}
         for name in names:
             for s, v in enumerate(_series(rng, n_steps).tolist()):
                 run.track(v, name=name, step=s)
