@@ -37,10 +37,13 @@ def engine_of(client: Any):
     return getattr(store, "engine", None)
 
 
-def _placeholder(dbapi_connection: Any) -> str:
+def _connect(engine: Any) -> tuple[Any, str]:
+    """A raw DBAPI connection from the engine's pool, and its driver's bind placeholder."""
+    conn = engine.raw_connection()
+    dbapi_connection = getattr(conn, "dbapi_connection", conn)
     module = sys.modules.get(type(dbapi_connection).__module__.split(".")[0])
     style = getattr(module, "paramstyle", "qmark")
-    return "?" if style == "qmark" else "%s"
+    return conn, "?" if style == "qmark" else "%s"
 
 
 def _chunks(items: list[str], size: int) -> list[list[str]]:
@@ -50,9 +53,8 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
     """Status and per-metric signature (last step, timestamp, value) of active runs."""
     out: dict[str, RunRecord] = {}
-    conn = engine.raw_connection()
+    conn, ph = _connect(engine)
     try:
-        ph = _placeholder(conn.dbapi_connection if hasattr(conn, "dbapi_connection") else conn)
         cur = conn.cursor()
         for chunk in _chunks(run_ids, _RUNS_PER_QUERY):
             marks = ",".join([ph] * len(chunk))
@@ -80,9 +82,8 @@ def read_points(engine: Any, run_ids: list[str], metrics: list[str]) -> pd.DataF
     """Every point of these metrics of these runs, ordered by run, metric and step."""
     if not metrics:
         return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
-    conn = engine.raw_connection()
+    conn, ph = _connect(engine)
     try:
-        ph = _placeholder(conn.dbapi_connection if hasattr(conn, "dbapi_connection") else conn)
         parts = [_read_chunk(conn, ph, chunk, metrics) for chunk in _chunks(run_ids, _RUNS_PER_QUERY)]
     finally:
         conn.close()

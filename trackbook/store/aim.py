@@ -44,7 +44,7 @@ class AimStore(Store):
 
     # ---------------------------------------------------------------- experiments
 
-    def _experiment_rows(self) -> list[dict[str, Any]]:
+    def _list_experiments(self) -> list[dict[str, Any]]:
         return [
             {
                 C.EXPERIMENT_ID: e.uuid,
@@ -55,13 +55,10 @@ class AimStore(Store):
             for e in self._repo.structured_db.experiments()
         ]
 
-    def _list_experiments(self) -> list[dict[str, Any]]:
-        return self._experiment_rows()
-
     # ----------------------------------------------------------------------- runs
 
     def _list_runs(self, experiment_ids: list[str] | None) -> list[RunRecord]:
-        experiments = self._experiment_rows()
+        experiments = self._list_experiments()
         names = {e[C.NAME]: e[C.EXPERIMENT_ID] for e in experiments}
         if experiment_ids is None:
             wanted = {e[C.EXPERIMENT_ID] for e in experiments if e[C.LIFECYCLE_STAGE] == "active"}
@@ -72,7 +69,7 @@ class AimStore(Store):
 
     def _get_runs(self, run_ids: list[str]) -> list[RunRecord]:
         repo = self._fresh_repo()
-        names = {e[C.NAME]: e[C.EXPERIMENT_ID] for e in self._experiment_rows()}
+        names = {e[C.NAME]: e[C.EXPERIMENT_ID] for e in self._list_experiments()}
         out = []
         for run_id in run_ids:
             run = repo.get_run(run_id)

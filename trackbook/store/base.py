@@ -197,10 +197,7 @@ class Store(abc.ABC):
             raise ValueError(f"max_points={max_points!r}: pass an int >= 4 (first, last, min and max of a bucket), or None.")
         if not run_ids or metrics == []:
             return empty_history()
-        index = {r.run_id: r for r in self._history_index(run_ids)}
-        missing = [r for r in run_ids if r not in index]
-        if missing:
-            raise RunNotFound(self._missing_run_message(missing))
+        index = {r.run_id: r for r in self._require_runs(run_ids, self._history_index)}
 
         wanted: dict[str, dict[str, Any]] = {}
         for rid in run_ids:
@@ -314,8 +311,9 @@ class Store(abc.ABC):
             values = runs
         return list(dict.fromkeys(self._check_run_id(v) for v in values))
 
-    def _require_runs(self, run_ids: list[str]) -> list[RunRecord]:
-        records = self._get_runs(run_ids)
+    def _require_runs(self, run_ids: list[str], lookup=None) -> list[RunRecord]:
+        """Records of ``run_ids`` from ``lookup`` (``_get_runs`` by default); RunNotFound if any is missing."""
+        records = (lookup or self._get_runs)(run_ids)
         missing = set(run_ids) - {r.run_id for r in records}
         if missing:
             raise RunNotFound(self._missing_run_message(sorted(missing)))

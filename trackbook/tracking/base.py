@@ -27,7 +27,6 @@ from trackbook.tracking._outbox import Op, Outbox
 
 _log = logging.getLogger("trackbook.tracking")
 
-TAG_HEARTBEAT = C.TAG_HEARTBEAT  # time (ms) a live run last showed signs of life
 HEARTBEAT_SECONDS = 30.0
 
 

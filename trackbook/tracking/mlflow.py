@@ -8,7 +8,7 @@ from pathlib import Path
 from trackbook import columns as C
 from trackbook._uri import redact_uri
 from trackbook.tracking._outbox import Op
-from trackbook.tracking.base import TAG_HEARTBEAT, HealthReport, Tracker, now_ms
+from trackbook.tracking.base import HealthReport, Tracker, now_ms
 
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 _PER_BATCH = 100  # params or tags per log_batch
@@ -47,7 +47,7 @@ class MLflowTracker(Tracker):
             tags = dict(p["tags"])
             if p["parent_run_id"]:
                 tags[C.TAG_MLFLOW_PARENT] = p["parent_run_id"]
-            tags[TAG_HEARTBEAT] = str(p["start_ms"])
+            tags[C.TAG_HEARTBEAT] = str(p["start_ms"])
             run = client.create_run(
                 self._experiment_id(p["experiment"]), start_time=p["start_ms"], tags=tags, run_name=p["name"]
             )
@@ -69,7 +69,7 @@ class MLflowTracker(Tracker):
             else:
                 client.log_artifact(self.run_id, p["path"], artifact_path=p["artifact_path"])
         elif op.kind == "heartbeat":
-            client.set_tag(self.run_id, TAG_HEARTBEAT, str(p["ms"]))
+            client.set_tag(self.run_id, C.TAG_HEARTBEAT, str(p["ms"]))
         elif op.kind == "terminate":
             client.set_terminated(self.run_id, p["status"], end_time=p["end_ms"])
         else:  # pragma: no cover - a programming error
