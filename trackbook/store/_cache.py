@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -30,6 +31,7 @@ import pyarrow.parquet as pq
 
 from trackbook import columns as C
 
+_log = logging.getLogger(__name__)
 _META_KEY = b"trackbook"
 _SCHEMA = pa.schema(
     [
@@ -139,6 +141,18 @@ class HistoryCache:
                 merged.update({name: old_sigs[name] for name in keep})
         info = {"metrics": merged, "complete": complete}
         table = table.replace_schema_metadata({_META_KEY: json.dumps(info).encode()})
+        for attempt in range(2):
+            try:
+                self._write(run_id, table)
+                return
+            except FileNotFoundError:  # another process cleared the cache meanwhile: once more
+                if attempt:
+                    break
+            except OSError:  # a full or read-only disk: the points were read; no cache this time
+                break
+        _log.warning("trackbook: could not cache the history of run %s under %s", run_id, self.folder)
+
+    def _write(self, run_id: str, table: pa.Table) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{run_id}.", suffix=".tmp")
         os.close(fd)
