@@ -91,3 +91,32 @@ def test_start_run_while_the_store_is_down_does_not_raise(tmp_path: Path, monkey
         tracker.log_metrics({"loss": 1.0}, 0)
     assert tracker.delivering
     assert tracker.end_run(timeout=1) is False  # never raises; says it is not delivered
+
+
+def test_a_spill_while_a_batch_is_in_flight_loses_and_repeats_nothing(tmp_path: Path):
+    """The CI failure of stop 10: a spill moved the batch being delivered to disk, so its
+    success popped newer points from memory (lost) and the spilled copy went out again."""
+    import threading
+
+    from trackbook.tracking._outbox import Outbox
+
+    delivered: list[int] = []
+    in_flight, release = threading.Event(), threading.Event()
+
+    def send(op):
+        if not delivered and not release.is_set():
+            in_flight.set()
+            release.wait(10)  # the first batch is on the wire while the producer spills
+        delivered.extend(p[3] for p in op.payload)
+
+    box = Outbox(send, batch_size=10, flush_interval=60, max_points_in_memory=20, spill_dir=tmp_path / "spill")
+    for step in range(10):
+        box.put_points([["x", 0.0, 0, step]])
+    box.flush(0)
+    assert in_flight.wait(10)
+    for step in range(10, 100):  # several spills happen while batch 0..9 is in flight
+        box.put_points([["x", 0.0, 0, step]])
+    assert any((tmp_path / "spill").iterdir())
+    release.set()
+    assert box.close(timeout=20)
+    assert delivered == list(range(100))  # every point once, in order

@@ -74,6 +74,7 @@ class Outbox:
         self._segments: collections.deque[Path] = collections.deque()
         self._replay: collections.deque[Op] = collections.deque()
         self._queue: collections.deque[Op] = collections.deque()
+        self._inflight: list[Op] = []  # taken off its queue, being delivered until it succeeds
         self._points_in_memory = 0
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -135,7 +136,7 @@ class Outbox:
     def pending(self) -> int:
         """Operations not yet delivered (spilled ones count by segment)."""
         with self._lock:
-            return len(self._queue) + len(self._replay) + len(self._segments)
+            return len(self._inflight) + len(self._queue) + len(self._replay) + len(self._segments)
 
     @property
     def failing(self) -> bool:
@@ -154,9 +155,15 @@ class Outbox:
         self._thread.join(timeout=5)
         return done
 
-    def _next_batch(self) -> tuple[collections.deque[Op], list[Op]] | None:
-        """The head operation(s) to deliver next, and the queue they come from."""
+    def _next_batch(self) -> list[Op] | None:
+        """The operation(s) to deliver next: the batch already in flight, else a new one.
+
+        A new batch is taken off its queue into ``_inflight`` so that a spill running
+        meanwhile cannot move it to disk: it stays where it is until it is delivered.
+        """
         with self._lock:
+            if self._inflight:
+                return self._inflight
             if not self._replay and self._segments:
                 segment = self._segments.popleft()
                 with segment.open() as lines:
@@ -166,16 +173,17 @@ class Outbox:
             if not source:
                 self._idle.set()
                 return None
-            head = source[0]
-            if head.kind != METRICS:
-                return source, [head]
-            batch, points = [], 0
-            for op in source:
-                if op.kind != METRICS or points + op.size > self.batch_size and batch:
-                    break
-                batch.append(op)
-                points += op.size
-            return source, batch
+            batch = [source.popleft()]
+            points = batch[0].size
+            if batch[0].kind == METRICS:
+                while source and source[0].kind == METRICS and points + source[0].size <= self.batch_size:
+                    op = source.popleft()
+                    batch.append(op)
+                    points += op.size
+            if source is self._queue:
+                self._points_in_memory -= points
+            self._inflight = batch
+            return batch
 
     def _run(self) -> None:
         backoff = 0.5
@@ -183,10 +191,9 @@ class Outbox:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
             while True:
-                nxt = self._next_batch()
-                if nxt is None:
+                ops = self._next_batch()
+                if ops is None:
                     break
-                source, ops = nxt
                 started = time.thread_time()
                 try:
                     self._deliver(ops)
@@ -201,10 +208,7 @@ class Outbox:
                 backoff = 0.5
                 self.delivery_cpu += time.thread_time() - started
                 with self._lock:
-                    for _ in ops:
-                        op = source.popleft()
-                        if source is self._queue:
-                            self._points_in_memory -= op.size
+                    self._inflight = []
                 self._on_success(ops)
             if self._stop:
                 return
