@@ -24,6 +24,30 @@ from trackbook.store import Store, connect
 
 __version__ = "0.1.0"
 
+# Loaded on first use: training pulls in torch and stable-baselines3, plots pull in plotly.
+_LAZY = {
+    "TrackingCallback": ("trackbook.tracking", "TrackingCallback"),
+    "MLflowLoggingCallback": ("trackbook.tracking", "MLflowLoggingCallback"),
+    "continue_training": ("trackbook.tracking", "continue_training"),
+    "load_config": ("trackbook.tracking", "load_config"),
+    "health_check": ("trackbook.tracking", "health_check"),
+    "compare": ("trackbook.analysis.compare", "compare"),
+    "hpo": ("trackbook.hpo", None),
+    "plots": ("trackbook.plots", None),
+    "analysis": ("trackbook.analysis", None),
+}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'trackbook' has no attribute {name!r}")
+    import importlib
+
+    module_name, attr = _LAZY[name]
+    module = importlib.import_module(module_name)
+    return module if attr is None else getattr(module, attr)
+
+
 __all__ = [
     "ChainCycle",
     "ExperimentNotFound",
@@ -36,4 +60,5 @@ __all__ = [
     "UnsupportedStoreURI",
     "columns",
     "connect",
+    *_LAZY,
 ]

@@ -88,6 +88,11 @@ SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbook.")
 TAG_HEARTBEAT = "trackbook.heartbeat"
 METRIC_PREVIOUS_TIMESTEPS = "previous_timesteps"
 METRIC_TOTAL_TIMESTEPS = "total_timesteps"
+# A study's trial runs (written by tb.hpo.optimize, read by store.study).
+TAG_TRIAL_NUMBER = "trial_number"
+TAG_TRIAL_STATE = "trial_state"  # Optuna's state: COMPLETE, PRUNED, FAIL
+TAG_STUDY_NAME = "study_name"
+METRIC_OBJECTIVE = "objective"
 
 # Where trackbook keeps MLflow's concepts inside an Aim run (written by the tracker
 # and the fixtures, read by the Aim store).

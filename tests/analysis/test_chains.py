@@ -73,3 +73,88 @@ def test_missing_and_malformed_bases_are_marked_not_raised(scratch_store):
     client.set_tag(child, "base_model_run_id", "x' OR '1'='1")
     chain = store.chain(child)
     assert chain.missing_base == "x' OR '1'='1"
+
+
+def test_tree_of_an_experiment(store_and_ids):
+    store, ids = store_and_ids
+    tree = store.chains("ppo-cartpole")
+    assert list(tree[C.NAME]) == ["chain-0", "chain-1", "chain-2", "chain-1b"]  # depth-first, by start
+    assert list(tree["depth"]) == [0, 1, 2, 2]
+    assert list(tree["children"]) == [1, 2, 0, 0]
+    assert set(tree["root_run_id"]) == {ids["chain-0"]}
+    assert tree["missing_base"].isna().all()
+    everything = store.chains("ppo-cartpole", include_single=True)
+    assert len(everything) == len(store.runs("ppo-cartpole"))
+
+
+def test_links_give_before_after_and_delta(store_and_ids):
+    store, ids = store_and_ids
+    chain = store.chain(ids["chain-2"])
+    links = chain.links(["rollout/ep_rew_mean"])
+    hist = store.history(chain.runs[C.RUN_ID].tolist(), "rollout/ep_rew_mean")
+    last = hist.sort_values(C.STEP).groupby(C.RUN_ID, observed=True)[C.VALUE].last()
+    assert list(links["position"]) == [1, 2]
+    assert list(links["timesteps_added"]) == [10_000, 10_000]
+    assert links["before"].tolist() == pytest.approx([last[ids["chain-0"]], last[ids["chain-1"]]])
+    assert links["after"].tolist() == pytest.approx([last[ids["chain-1"]], last[ids["chain-2"]]])
+    assert links["delta"].tolist() == pytest.approx((links["after"] - links["before"]).tolist())
+    assert (links["delta"] > 0).all()  # the fixture's chain improves at every link
+    assert store.chain(ids["chain-0"]).links("rollout/ep_rew_mean").empty
+
+
+def test_tree_reports_cycles_and_missing_bases(scratch_store):
+    store, client, make = scratch_store
+    root, child, orphan = make("root"), make("child"), make("orphan")
+    client.set_tag(child, "base_model_run_id", root)
+    client.set_tag(orphan, "base_model_run_id", "0" * 32)
+    tree = store.chains("chains")
+    assert tree.set_index(C.NAME)["missing_base"].to_dict() == {"root": None, "child": None, "orphan": "0" * 32}
+    a, b = make("a"), make("b")
+    client.set_tag(a, "base_model_run_id", b)
+    client.set_tag(b, "base_model_run_id", a)
+    with pytest.raises(tb.ChainCycle) as info:
+        store.chains("chains")
+    assert set(info.value.run_ids) == {a, b}
+
+
+def test_chains_cross_experiments(scratch_store):
+    store, client, make = scratch_store
+    root = make("root-elsewhere")
+    other = client.create_experiment("finetune")
+    child = client.create_run(other, run_name="child", tags={"base_model_run_id": root}).info.run_id
+    assert list(store.chain(child).runs[C.NAME]) == ["root-elsewhere", "child"]
+    tree = store.chains("finetune")
+    assert list(tree[C.NAME]) == ["root-elsewhere", "child"] and list(tree[C.EXPERIMENT]) == ["chains", "finetune"]
+
+
+def test_a_10000_deep_chain_resolves_without_recursion(tmp_path: Path):
+    """Rows cloned in bulk into a real MLflow schema (10,000 create_run calls would take minutes)."""
+    import sqlite3
+    import uuid
+
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'deep.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("deep")
+    first = client.create_run(exp, run_name="link-0").info.run_id
+    depth = 10_000
+    ids = [first] + [uuid.uuid4().hex for _ in range(depth - 1)]
+    with sqlite3.connect(tmp_path / "deep.db") as db:
+        template = db.execute("SELECT * FROM runs WHERE run_uuid = ?", (first,)).fetchone()
+        columns = [d[0] for d in db.execute("SELECT * FROM runs LIMIT 0").description]
+        at = {c: i for i, c in enumerate(columns)}
+        rows = []
+        for i, rid in enumerate(ids[1:], start=1):
+            row = list(template)
+            row[at["run_uuid"]], row[at["name"]], row[at["start_time"]] = rid, f"link-{i}", template[at["start_time"]] + i
+            rows.append(row)
+        db.executemany(f"INSERT INTO runs VALUES ({','.join('?' * len(columns))})", rows)
+        db.executemany("INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)",
+                       [("base_model_run_id", base, rid) for base, rid in zip(ids, ids[1:])]
+                       + [("mlflow.runName", f"link-{i}", rid) for i, rid in enumerate(ids) if i])
+    store = tb.connect(uri)
+    chain = store.chain(ids[-1])
+    assert len(chain) == depth and chain.runs[C.RUN_ID].iloc[0] == first
+    tree = store.chains("deep")
+    assert tree["depth"].max() == depth - 1 and (tree["children"].iloc[:-1] == 1).all()

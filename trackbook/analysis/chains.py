@@ -28,6 +28,13 @@ OFFSET = "offset"
 #: Columns added to ``Chain.history()``.
 GLOBAL_STEP = "global_step"
 SEGMENT = "segment"
+#: Columns of :func:`chain_tree` besides the run's own.
+ROOT_RUN_ID = "root_run_id"
+DEPTH = "depth"
+CHILDREN = "children"
+MISSING_BASE = "missing_base"
+#: Columns of :meth:`Chain.links`.
+LINK_COLUMNS = [POSITION, C.RUN_ID, C.NAME, C.BASE_RUN_ID, "timesteps_added", C.METRIC, "before", "after", "delta"]
 
 
 class Chain:
@@ -140,6 +147,110 @@ class Chain:
         return out.sort_values([C.METRIC, GLOBAL_STEP, SEGMENT], kind="stable", ignore_index=True)
 
 
+    def links(self, metrics: str | Sequence[str]) -> pd.DataFrame:
+        """Before/after of every link: each metric at the end of the base and at the end
+        of the enhancement (last finite value by step), the delta and the timesteps added.
+
+        Returns:
+            One row per (link, metric), columns ``LINK_COLUMNS``; a metric a run did not
+            log is NaN there. Empty for a chain of one run.
+        """
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+        if len(self.runs) < 2:
+            return pd.DataFrame(columns=LINK_COLUMNS)
+        hist = self.store.history(self.runs[C.RUN_ID].tolist(), metrics)
+        finite = hist[np.isfinite(hist[C.VALUE].to_numpy())]
+        last = finite.sort_values(C.STEP, kind="stable").groupby([C.RUN_ID, C.METRIC], observed=True)[C.VALUE].last()
+        offsets = self.runs[OFFSET].tolist() + [None]
+        rows = []
+        for i in range(1, len(self.runs)):
+            run, base = self.runs.iloc[i], self.runs.iloc[i - 1]
+            end = _logged(run, C.METRIC_TOTAL_TIMESTEPS)
+            added = (end - offsets[i]) if end is not None else np.nan
+            for metric in metrics:
+                before = last.get((base[C.RUN_ID], metric), np.nan)
+                after = last.get((run[C.RUN_ID], metric), np.nan)
+                rows.append([i, run[C.RUN_ID], run[C.NAME], base[C.RUN_ID], added, metric, before, after, after - before])
+        return pd.DataFrame(rows, columns=LINK_COLUMNS)
+
+
+def chain_tree(store: Store, experiment: str, *, include_single: bool = False) -> pd.DataFrame:
+    """Every enhancement chain of an experiment as one tree table.
+
+    Bases in other experiments are followed (and listed). A base that names no
+    readable run, or is not a run id at all, is marked in ``missing_base`` and its run
+    is treated as a root.
+
+    Args:
+        include_single: also list runs that neither continue nor are continued.
+
+    Returns:
+        The columns of ``Store.runs()`` plus ``root_run_id``, ``depth`` (root = 0),
+        ``children`` (enhancements of the run) and ``missing_base``, ordered root by
+        root, each tree depth-first.
+
+    Raises:
+        ChainCycle: the tags of some runs form a loop.
+    """
+    runs = store.runs(experiment)
+    known = {rid: row for rid, row in zip(runs[C.RUN_ID], (r for _, r in runs.iterrows()), strict=True)}
+    missing: dict[str, str] = {}
+    wanted = set(runs[C.BASE_RUN_ID].dropna()) - set(known)
+    while wanted:  # bases in other experiments, a query per level of the tree
+        ids = [b for b in wanted if store.run_id_pattern.fullmatch(str(b))]
+        found = store.runs(run_ids=ids) if ids else runs.iloc[:0]
+        for _, row in found.iterrows():
+            known[row[C.RUN_ID]] = row
+        for base in wanted - set(known):
+            missing[base] = base
+        wanted = {b for b in found[C.BASE_RUN_ID].dropna() if b not in known and b not in missing}
+
+    def base_of(rid: str) -> str | None:
+        base = known[rid][C.BASE_RUN_ID]
+        return None if not isinstance(base, str) or base in missing else base
+
+    children: dict[str, list[str]] = {}
+    for rid in known:
+        base = base_of(rid)
+        if base is not None:
+            children.setdefault(base, []).append(rid)
+    roots, depth = [], {}
+    for rid in known:
+        walked, cur = [rid], base_of(rid)
+        while cur is not None and cur not in depth:  # find the root, without recursion
+            if cur in walked:
+                raise ChainCycle(walked[walked.index(cur):] + [cur])
+            walked.append(cur)
+            cur = base_of(cur)
+        level = -1 if cur is None else depth[cur]
+        for r in reversed(walked):
+            level += 1
+            depth[r] = level
+        if depth[rid] == 0:
+            roots.append(rid)
+    rows, root_of = [], {}
+    for root in sorted(roots, key=lambda r: (known[r][C.START_TIME], r)):
+        stack = [root]
+        while stack:
+            rid = stack.pop()
+            root_of[rid] = root
+            rows.append(rid)
+            stack.extend(sorted(children.get(rid, []), key=lambda r: (known[r][C.START_TIME], r), reverse=True))
+    tree = pd.DataFrame([known[r] for r in rows]).reset_index(drop=True)
+    if tree.empty:
+        return tree.assign(**{ROOT_RUN_ID: [], DEPTH: [], CHILDREN: [], MISSING_BASE: []})
+    tree[ROOT_RUN_ID] = [root_of[r] for r in rows]
+    tree[DEPTH] = [depth[r] for r in rows]
+    tree[CHILDREN] = [len(children.get(r, ())) for r in rows]
+    tree[MISSING_BASE] = pd.Series(
+        [known[r][C.BASE_RUN_ID] if known[r][C.BASE_RUN_ID] in missing else None for r in rows], dtype=object
+    )
+    if not include_single:
+        in_chain = tree.groupby(ROOT_RUN_ID)[C.RUN_ID].transform("size") > 1
+        tree = tree[in_chain | tree[MISSING_BASE].notna()].reset_index(drop=True)
+    return tree
+
+
 def _logged(run: pd.Series, metric: str) -> int | None:
     value = run.get(C.METRICS_PREFIX + metric)
     return None if value is None or pd.isna(value) else int(value)
@@ -147,14 +258,20 @@ def _logged(run: pd.Series, metric: str) -> int | None:
 
 def _offsets(store: Store, runs: pd.DataFrame) -> list[int]:
     """Global step at which each run of the chain starts (see :meth:`Chain.history`)."""
+    unknown_end = [rid for rid, (_, run) in zip(runs[C.RUN_ID], runs.iterrows(), strict=True)
+                   if _logged(run, C.METRIC_TOTAL_TIMESTEPS) is None]
+    # Points are read (in one query) only for runs where nothing says where they ended.
+    last_steps: dict[str, int] = {}
+    if unknown_end:
+        ends = store.history(unknown_end).groupby(C.RUN_ID, observed=True)[C.STEP].max()
+        last_steps = {str(rid): int(step) for rid, step in ends.items()}
     offsets: list[int] = []
     previous_end = 0
     for _, run in runs.iterrows():
         offset = 0 if run[POSITION] == 0 else (_logged(run, C.METRIC_PREVIOUS_TIMESTEPS) or previous_end)
         offsets.append(offset)
         previous_end = _logged(run, C.METRIC_TOTAL_TIMESTEPS)
-        if previous_end is None:  # read the run's points only when nothing says where it ended
-            steps = store.history(run[C.RUN_ID])[C.STEP]
-            last = int(steps.max()) if len(steps) else 0
+        if previous_end is None:
+            last = int(last_steps.get(run[C.RUN_ID], 0))
             previous_end = last + offset if last < offset else last
     return offsets

@@ -29,6 +29,7 @@ from trackbook.errors import (
 
 if TYPE_CHECKING:
     from trackbook.analysis.chains import Chain
+    from trackbook.analysis.studies import Study
 
 
 @dataclass
@@ -250,6 +251,29 @@ class Store(abc.ABC):
 
         return Chain.from_store(self, run_id)
 
+    def chains(self, experiment: str, *, include_single: bool = False) -> pd.DataFrame:
+        """The tree of enhancement chains of ``experiment``: one row per run with its
+        root, depth, children count and missing base. See :func:`trackbook.analysis.chains.chain_tree`.
+        """
+        from trackbook.analysis.chains import chain_tree
+
+        return chain_tree(self, experiment, include_single=include_single)
+
+    def study(self, parent_run_id: str, *, direction: str | None = None, objective: str | None = None) -> Study:
+        """The hyper-parameter study whose parent run is ``parent_run_id``.
+
+        See :class:`trackbook.analysis.studies.Study`.
+        """
+        from trackbook.analysis.studies import Study
+
+        return Study.from_store(self, parent_run_id, direction=direction, objective=objective)
+
+    def studies(self, experiment: str) -> pd.DataFrame:
+        """The studies (parent runs with child runs) of ``experiment``, one row each."""
+        from trackbook.analysis.studies import study_list
+
+        return study_list(self, experiment)
+
     # ------------------------------------------------------------ backend primitives
 
     @abc.abstractmethod
@@ -408,7 +432,11 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
     given, ``metric`` a categorical of the metric names in sorted order; rows are sorted
     by run, metric, step and timestamp (a no-op check when they already are).
     """
-    runs = _as_categorical(frame[C.RUN_ID]).set_categories(run_ids)
+    present = _as_categorical(frame[C.RUN_ID])
+    # from_codes, not set_categories: the latter overflows its int8 codes past 127 new categories.
+    position = pd.Index(run_ids).get_indexer(present.categories)
+    codes = position[present.codes] if len(position) else np.full(len(present), -1)
+    runs = pd.Categorical.from_codes(np.where(present.codes >= 0, codes, -1), categories=pd.Index(run_ids, dtype="str"))
     metric = _as_categorical(frame[C.METRIC])
     metric = metric.reorder_categories(sorted(metric.categories))
     out = pd.DataFrame(

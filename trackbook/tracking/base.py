@@ -94,7 +94,7 @@ class Tracker(abc.ABC):
             wait: seconds to wait for the store to create the run; if it is down, the
                 run is created as soon as it is back and ``run_id`` is set then.
         """
-        if self._outbox is not None and self.status == C.RUNNING:
+        if self.active:
             raise RuntimeError(f"{self!r} already has a run open; end_run() it first.")
         self.run_id, self.status = None, C.RUNNING
         self._run_created.clear()
@@ -194,6 +194,11 @@ class Tracker(abc.ABC):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every write so far is delivered; False if ``timeout`` ran out."""
         return True if self._outbox is None else self._outbox.flush(timeout)
+
+    @property
+    def active(self) -> bool:
+        """Whether a run is open (started and not ended)."""
+        return self._outbox is not None and self.status == C.RUNNING
 
     @property
     def delivering(self) -> bool:

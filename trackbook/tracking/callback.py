@@ -58,7 +58,9 @@ class TrackingCallback(BaseCallback):
         store: a Store, a tracking URI, or None (see ``resolve_tracking_uri``).
         experiment: experiment name (default ``$ML_EXPERIMENT_NAME``, else "default").
         run_name: name of the run.
-        tracker: an already built tracker to write through (instead of ``store``).
+        tracker: an already built tracker to write through (instead of ``store``). If it
+            has a run open (an HPO trial's), the callback logs into that run and leaves
+            ending it to its owner.
         config: an experiment config (OmegaConf) logged as params and ``config.yaml``.
         params: extra params; tags: extra tags; parent_run_id: the study run.
         eval_env: environment to evaluate on; eval_freq: evaluate every this many calls
@@ -123,6 +125,7 @@ class TrackingCallback(BaseCallback):
         self.episodes_logged = 0
         self._writer: _SB3Writer | None = None
         self._listeners: list[Any] = []
+        self._owns_run = True
 
     # ----------------------------------------------------------------- properties
 
@@ -160,10 +163,16 @@ class TrackingCallback(BaseCallback):
         name = self.run_name or "-".join(
             str(x) for x in (params["algorithm"].lower(), params.get("env_id"), time.strftime("%Y%m%d-%H%M%S")) if x
         )
-        self.tracker.start_run(
-            self.experiment, name=name, params=params, tags=tags,
-            parent_run_id=self.parent_run_id, wait=10.0,
-        )
+        # A tracker with a run already open (an HPO trial's) is joined, not replaced; its owner ends it.
+        self._owns_run = not self.tracker.active
+        if self._owns_run:
+            self.tracker.start_run(
+                self.experiment, name=name, params=params, tags=tags,
+                parent_run_id=self.parent_run_id, wait=10.0,
+            )
+        else:
+            self.tracker.log_params(params)
+            self.tracker.set_tags(tags)
         self.tracker.log_dict(info, "environment.json")
         if self.config is not None:
             from trackbook.tracking.config import config_to_yaml
@@ -195,7 +204,8 @@ class TrackingCallback(BaseCallback):
         self._save(self.save_path / "model" / "model.zip", "model")
         self._log({C.METRIC_TOTAL_TIMESTEPS: step}, step)
         _lifecycle.training_ended(self.tracker)
-        self.tracker.end_run(C.FINISHED)
+        if self._owns_run:
+            self.tracker.end_run(C.FINISHED)
 
     # -------------------------------------------------------------------- helpers
 

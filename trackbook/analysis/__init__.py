@@ -1,0 +1,1 @@
+"""Chains, studies and comparisons: questions asked of a store, answered as DataFrames."""

@@ -1,0 +1,62 @@
+"""Model comparison: runs side by side, on the params that differ and the metrics that matter."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from trackbook import columns as C
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from trackbook.store.base import RunsLike, Store
+
+#: Metric names that read as lower-is-better unless ``goals`` says otherwise.
+LOWER_IS_BETTER = re.compile(r"loss|error|mse|mae|rmse|regret|perplexity", re.IGNORECASE)
+FINAL, BEST, RANK = "final.", "best.", "rank."
+
+
+def goal_of(metric: str, goals: Mapping[str, str] | None = None) -> str:
+    """``"max"`` or ``"min"``: from ``goals``, else ``min`` for loss/error-like names."""
+    goal = (goals or {}).get(metric) or ("min" if LOWER_IS_BETTER.search(metric) else "max")
+    if goal not in ("max", "min"):
+        raise ValueError(f"goals[{metric!r}]={goal!r}: use 'max' or 'min'.")
+    return goal
+
+
+def compare(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
+            goals: Mapping[str, str] | None = None) -> pd.DataFrame:
+    """Runs side by side: one row per run, in the order given.
+
+    Columns: ``run_id``, ``name``, ``status``, the ``params.*`` whose values differ
+    between the runs, then per metric ``final.<m>`` (last finite value by step),
+    ``best.<m>`` (best value over the run) and ``rank.<m>`` (1 = best final value; runs
+    that never logged it rank last). Higher is better unless ``goals`` (``{metric:
+    "min"}``) or the metric's name (loss, error, ...) says otherwise. ``.T`` turns it
+    into one column per run.
+
+    Example:
+        >>> tb.compare(store, run_ids, ["eval/mean_reward", "train/loss"])   # doctest: +SKIP
+    """
+    metrics = [metrics] if isinstance(metrics, str) else list(metrics)
+    run_ids = store._as_run_ids(runs)
+    table = store.runs(run_ids=run_ids).set_index(C.RUN_ID).loc[run_ids].reset_index()
+    params = [c for c in table.columns if c.startswith(C.PARAMS_PREFIX)
+              and table[c].astype(str).nunique(dropna=False) > 1]
+    out = table[[C.RUN_ID, C.NAME, C.STATUS, *params]].copy()
+    hist = store.history(run_ids, metrics)
+    hist = hist[np.isfinite(hist[C.VALUE].to_numpy())].sort_values(C.STEP, kind="stable")
+    grouped = hist.groupby([C.METRIC, C.RUN_ID], observed=True)[C.VALUE]
+    last, high, low = grouped.last(), grouped.max(), grouped.min()
+    for metric in metrics:
+        goal = goal_of(metric, goals)
+        final = out[C.RUN_ID].map(lambda r, m=metric: last.get((m, r), np.nan)).astype(float)
+        best = out[C.RUN_ID].map(lambda r, m=metric: (high if goal == "max" else low).get((m, r), np.nan))
+        out[FINAL + metric] = final
+        out[BEST + metric] = best.astype(float)
+        out[RANK + metric] = final.rank(ascending=goal == "min", method="min", na_option="bottom").astype("int64")
+    return out

@@ -1,0 +1,251 @@
+"""Hyper-parameter studies: a parent run and one child run per trial.
+
+The layout is the one :func:`trackbook.hpo.optimize` writes and the seeds' HPO scripts
+wrote: the parent carries the params ``direction`` (``maximize``/``minimize``) and
+``objective`` (the metric the study optimises); each trial is a child run (MLflow's
+``mlflow.parentRunId``) with its hyper-parameters as params, the tag ``trial_number``
+and the metric ``objective``. Studies written by other tools read too: what is not
+there is inferred (trial numbers from start order) or asked for (``direction=``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from trackbook import columns as C
+from trackbook.errors import RunNotFound, TrackbookError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from trackbook.store.base import Store
+
+#: Columns of ``Study.trials`` besides the trial runs' ``params.*``.
+TRIAL_NUMBER = C.TAG_TRIAL_NUMBER
+OBJECTIVE = C.METRIC_OBJECTIVE
+STATE = "state"
+TRIAL_COLUMNS = [TRIAL_NUMBER, C.RUN_ID, C.NAME, C.STATUS, STATE, OBJECTIVE, C.DURATION, C.START_TIME]
+#: Columns of :meth:`Study.importance`.
+PARAM = "param"
+IMPORTANCE = "importance"
+
+MAXIMIZE, MINIMIZE = "maximize", "minimize"
+_STATES = {C.FINISHED: "COMPLETE", C.FAILED: "FAIL", C.KILLED: "FAIL", C.RUNNING: "RUNNING", C.SCHEDULED: "WAITING"}
+
+
+class Study:
+    """A hyper-parameter study read from a store.
+
+    Example:
+        >>> study = store.study(parent_run_id)                          # doctest: +SKIP
+        >>> study.trials[["trial_number", "state", "objective"]]        # doctest: +SKIP
+        >>> study.best["params.learning_rate"], study.importance()      # doctest: +SKIP
+
+    Attributes:
+        parent: the parent run's row of ``Store.runs()``.
+        trials: one row per trial (``TRIAL_COLUMNS`` then the trials' ``params.*``),
+            by trial number; failed, pruned and running trials are listed with their
+            ``state`` (Optuna's names: COMPLETE, PRUNED, FAIL, RUNNING) and a NaN
+            objective unless they logged one.
+        direction: ``"maximize"`` or ``"minimize"``.
+        objective_metric: the metric a trial's objective is read from when it logged
+            no ``objective`` metric (the parent's ``objective`` param), or None.
+    """
+
+    def __init__(self, store: Store, parent: pd.Series, trials: pd.DataFrame, direction: str,
+                 objective_metric: str | None) -> None:
+        self.store = store
+        self.parent = parent
+        self.trials = trials
+        self.direction = direction
+        self.objective_metric = objective_metric
+
+    def __repr__(self) -> str:
+        states = self.trials[STATE].value_counts().to_dict() if len(self.trials) else {}
+        return f"<Study {self.parent[C.NAME]!r}: {len(self.trials)} trials {states}, {self.direction}>"
+
+    @property
+    def name(self) -> str:
+        return str(self.parent[C.NAME])
+
+    @property
+    def param_columns(self) -> list[str]:
+        return [c for c in self.trials.columns if c.startswith(C.PARAMS_PREFIX)]
+
+    @property
+    def completed(self) -> pd.DataFrame:
+        """Trials that finished with a finite objective."""
+        done = self.trials[(self.trials[STATE] == "COMPLETE") & np.isfinite(self.trials[OBJECTIVE].astype(float))]
+        return done
+
+    @property
+    def best(self) -> pd.Series | None:
+        """The completed trial with the best objective (first one on ties); None if none completed."""
+        done = self.completed
+        if done.empty:
+            return None
+        values = done[OBJECTIVE].astype(float)
+        return done.loc[values.idxmax() if self.direction == MAXIMIZE else values.idxmin()]
+
+    def history(self, metrics: str | Sequence[str] | None = None) -> pd.DataFrame:
+        """The trials' metric histories (``Store.history()``), plus ``trial_number``."""
+        hist = self.store.history(self.trials[C.RUN_ID].tolist(), metrics)
+        numbers = dict(zip(self.trials[C.RUN_ID], self.trials[TRIAL_NUMBER], strict=True))
+        return hist.assign(**{TRIAL_NUMBER: hist[C.RUN_ID].map(numbers).astype("int64")})
+
+    def importance(self, *, seed: int = 0) -> pd.DataFrame:
+        """How much of the objective's variance each hyper-parameter explains.
+
+        fANOVA (Hutter et al., 2014) as Optuna implements it: a random forest is fitted
+        to the completed trials (params -> objective) and the variance of the forest's
+        prediction is decomposed by parameter; importances sum to 1. Numeric params
+        spanning more than two decades (all positive) are taken on a log scale;
+        non-numeric ones as categories. Failed, pruned, running and NaN trials are left out.
+
+        Returns:
+            Columns ``param`` and ``importance``, most important first.
+
+        Raises:
+            TrackbookError: fewer than two completed trials, or no param that varies.
+        """
+        import optuna
+
+        done = self.completed
+        varied = [c for c in self.param_columns if done[c].nunique(dropna=True) > 1 and done[c].notna().all()]
+        if len(done) < 2 or not varied:
+            raise TrackbookError(
+                f"Study {self.name!r} has {len(done)} completed trials and {len(varied)} params that vary among "
+                f"them; importance needs at least 2 trials and 1 varying param. Run more trials first."
+            )
+        distributions = {c[len(C.PARAMS_PREFIX):]: _distribution(done[c]) for c in varied}
+        verbosity = optuna.logging.get_verbosity()
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # no "new study created" line per call
+        try:
+            study = optuna.create_study(direction=self.direction)
+        finally:
+            optuna.logging.set_verbosity(verbosity)
+        for _, trial in done.iterrows():
+            params = {name: _native(trial[C.PARAMS_PREFIX + name]) for name in distributions}
+            study.add_trial(optuna.trial.create_trial(
+                params=params, distributions=distributions, value=float(trial[OBJECTIVE])))
+        evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
+        scores = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
+        return pd.DataFrame({PARAM: list(scores), IMPORTANCE: list(scores.values())})
+
+    @classmethod
+    def from_store(cls, store: Store, parent_run_id: str, *, direction: str | None = None,
+                   objective: str | None = None) -> Study:
+        """Read the study whose parent run is ``parent_run_id``.
+
+        Args:
+            direction: overrides the parent's ``direction`` param (default maximize).
+            objective: overrides the metric a trial's objective falls back to.
+
+        Raises:
+            RunNotFound: no such run, or it has no child runs.
+        """
+        found = store.runs(run_ids=[store._check_run_id(parent_run_id)])
+        if found.empty:
+            raise RunNotFound(store._missing_run_message([parent_run_id]))
+        parent = found.iloc[0]
+        siblings = store.runs(parent[C.EXPERIMENT_ID])
+        trials = siblings[siblings[C.PARENT_RUN_ID] == parent_run_id]
+        if trials.empty:
+            raise RunNotFound(
+                f"Run {parent_run_id} ({parent[C.NAME]!r}) has no child runs in experiment "
+                f"{parent[C.EXPERIMENT]!r}, so it is not a study parent. store.studies(experiment) lists the studies."
+            )
+        direction = (direction or _param(parent, "direction") or MAXIMIZE).lower()
+        if direction not in (MAXIMIZE, MINIMIZE):
+            raise ValueError(f"direction={direction!r}: a study goes 'maximize' or 'minimize'.")
+        objective = objective or _param(parent, "objective")
+        return cls(store, parent, _trials_frame(trials, objective), direction, objective)
+
+
+def study_list(store: Store, experiment: str) -> pd.DataFrame:
+    """The studies of an experiment: one row per parent run.
+
+    Returns:
+        Columns ``run_id``, ``name``, ``status``, ``start_time``, ``direction``,
+        ``n_trials``, one count per trial state (``COMPLETE``, ``PRUNED``, ``FAIL``,
+        ``RUNNING``) and ``best_objective``.
+    """
+    runs = store.runs(experiment)
+    is_trial = runs[C.PARENT_RUN_ID].notna()
+    rows = []
+    for parent_id, trials in runs[is_trial].groupby(C.PARENT_RUN_ID, sort=False):
+        parents = runs[runs[C.RUN_ID] == parent_id]
+        if parents.empty:
+            continue
+        parent = parents.iloc[0]
+        direction = (_param(parent, "direction") or MAXIMIZE).lower()
+        frame = _trials_frame(trials, _param(parent, "objective"))
+        done = frame.loc[frame[STATE] == "COMPLETE", OBJECTIVE].astype(float)
+        done = done[np.isfinite(done)]
+        best = (done.max() if direction == MAXIMIZE else done.min()) if len(done) else np.nan
+        counts = frame[STATE].value_counts()
+        rows.append({
+            C.RUN_ID: parent_id, C.NAME: parent[C.NAME], C.STATUS: parent[C.STATUS],
+            C.START_TIME: parent[C.START_TIME], "direction": direction, "n_trials": len(frame),
+            **{state: int(counts.get(state, 0)) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
+            "best_objective": best,
+        })
+    columns = [C.RUN_ID, C.NAME, C.STATUS, C.START_TIME, "direction", "n_trials", "COMPLETE", "PRUNED", "FAIL",
+               "RUNNING", "best_objective"]
+    return pd.DataFrame(rows, columns=columns).sort_values(C.START_TIME, ignore_index=True)
+
+
+def _trials_frame(trials: pd.DataFrame, objective_metric: str | None) -> pd.DataFrame:
+    trials = trials.sort_values([C.START_TIME, C.RUN_ID], kind="stable")
+    tag_numbers = pd.to_numeric(trials.get(C.TAGS_PREFIX + TRIAL_NUMBER), errors="coerce")
+    numbers = tag_numbers if tag_numbers is not None and tag_numbers.notna().all() else pd.Series(
+        np.arange(len(trials)), index=trials.index)
+    objective = _metric(trials, OBJECTIVE)
+    if objective_metric:
+        fallback = _metric(trials, objective_metric).where(trials[C.STATUS] == C.FINISHED)
+        objective = objective.fillna(fallback)
+    state = trials[C.STATUS].map(_STATES).fillna("FAIL")
+    tagged = trials.get(C.TAGS_PREFIX + C.TAG_TRIAL_STATE)
+    if tagged is not None:
+        state = tagged.where(tagged.notna(), state)
+    # Optuna marks a trial whose objective is NaN as failed; so do we.
+    state = state.where(~((state == "COMPLETE") & objective.isna()), "FAIL")
+    frame = pd.DataFrame({
+        TRIAL_NUMBER: numbers.astype("int64"), C.RUN_ID: trials[C.RUN_ID], C.NAME: trials[C.NAME],
+        C.STATUS: trials[C.STATUS], STATE: state, OBJECTIVE: objective.astype(float),
+        C.DURATION: trials[C.DURATION], C.START_TIME: trials[C.START_TIME],
+    })
+    params = [c for c in trials.columns if c.startswith(C.PARAMS_PREFIX) and trials[c].notna().any()]
+    frame = pd.concat([frame, trials[params]], axis=1)
+    return frame.sort_values(TRIAL_NUMBER, kind="stable", ignore_index=True)
+
+
+def _metric(runs: pd.DataFrame, name: str) -> pd.Series:
+    column = C.METRICS_PREFIX + name
+    if column in runs:
+        return pd.to_numeric(runs[column], errors="coerce").astype(float)
+    return pd.Series(np.nan, index=runs.index, dtype=float)
+
+
+def _param(run: pd.Series, name: str) -> str | None:
+    value = run.get(C.PARAMS_PREFIX + name)
+    return None if value is None or (isinstance(value, float) and np.isnan(value)) else str(value)
+
+
+def _native(value):
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _distribution(values: pd.Series):
+    import optuna.distributions as D
+
+    numeric = pd.to_numeric(values, errors="coerce")
+    if numeric.notna().all():
+        low, high = float(numeric.min()), float(numeric.max())
+        if (numeric == numeric.round()).all() and pd.api.types.is_integer_dtype(values):
+            return D.IntDistribution(int(low), int(high), log=low > 0 and high / low > 100)
+        return D.FloatDistribution(low, high, log=low > 0 and high / low > 100)
+    return D.CategoricalDistribution(sorted({_native(v) for v in values}, key=str))

@@ -1,0 +1,20 @@
+"""Plotly figure builders: tidy DataFrames in, ``plotly.graph_objects.Figure`` out, never shown.
+
+Example:
+    >>> fig = tb.plots.learning_curves(store.history(runs, "eval/mean_reward"), runs=runs)  # doctest: +SKIP
+    >>> fig = tb.plots.chain_progress(chain.history("eval/mean_reward"), chain_runs=chain.runs)  # doctest: +SKIP
+"""
+
+from trackbook.plots.compare import comparison_bars
+from trackbook.plots.curves import chain_progress, learning_curves
+from trackbook.plots.studies import optimization_history, parallel_coordinates, param_importance, param_slices
+
+__all__ = [
+    "chain_progress",
+    "comparison_bars",
+    "learning_curves",
+    "optimization_history",
+    "parallel_coordinates",
+    "param_importance",
+    "param_slices",
+]

@@ -1,0 +1,129 @@
+"""Study figures: optimization history, parallel coordinates, param slices, importance.
+
+They take ``Study.trials`` (and ``Study.importance()``), never a store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from trackbook import columns as C
+from trackbook.analysis.studies import IMPORTANCE, OBJECTIVE, PARAM, STATE, TRIAL_NUMBER
+from trackbook.plots._base import TEMPLATE, empty_figure, label
+
+_STATE_STYLE = {"FAIL": ("x", "#d62728"), "PRUNED": ("triangle-down", "#ff7f0e"), "RUNNING": ("circle-open", "grey")}
+
+
+def _completed(trials: pd.DataFrame) -> pd.DataFrame:
+    ok = (trials[STATE] == "COMPLETE") & np.isfinite(trials[OBJECTIVE].astype(float))
+    return trials[ok]
+
+
+def _param_columns(trials: pd.DataFrame, params: Sequence[str] | None) -> list[str]:
+    columns = [c for c in trials.columns if c.startswith(C.PARAMS_PREFIX)]
+    if params is not None:
+        wanted = [p if p.startswith(C.PARAMS_PREFIX) else C.PARAMS_PREFIX + p for p in params]
+        unknown = [p for p in wanted if p not in columns]
+        if unknown:
+            raise ValueError(f"No trial param {unknown}; the trials have {[c[7:] for c in columns]}.")
+        columns = wanted
+    return columns
+
+
+def _log_scale(values: pd.Series) -> bool:
+    numeric = pd.to_numeric(values, errors="coerce").dropna()
+    return len(numeric) > 1 and (numeric > 0).all() and numeric.max() / numeric.min() > 100
+
+
+def optimization_history(trials: pd.DataFrame, direction: str = "maximize", *,
+                         title: str = "Optimization history") -> go.Figure:
+    """Objective per trial with the best-so-far line; failed, pruned and running trials
+    are marked along the bottom with their state."""
+    if trials.empty:
+        return empty_figure(title, "the study has no trials")
+    done = _completed(trials).sort_values(TRIAL_NUMBER)
+    fig = go.Figure()
+    if len(done):
+        values = done[OBJECTIVE].astype(float)
+        best = values.cummax() if direction == "maximize" else values.cummin()
+        fig.add_trace(go.Scatter(x=done[TRIAL_NUMBER], y=values, mode="markers", name="objective",
+                                 text=[label(n) for n in done[C.NAME]],
+                                 hovertemplate="trial %{x}: %{y:.4g}<br>%{text}<extra></extra>"))
+        fig.add_trace(go.Scatter(x=done[TRIAL_NUMBER], y=best, mode="lines", name="best so far",
+                                 line={"shape": "hv"}))
+    floor = float(done[OBJECTIVE].min()) if len(done) else 0.0
+    for state, (symbol, colour) in _STATE_STYLE.items():
+        rows = trials[trials[STATE] == state]
+        if len(rows):
+            fig.add_trace(go.Scatter(x=rows[TRIAL_NUMBER], y=[floor] * len(rows), mode="markers", name=state.lower(),
+                                     marker={"symbol": symbol, "color": colour, "size": 10},
+                                     hovertemplate=f"trial %{{x}}: {state}<extra></extra>"))
+    fig.update_layout(title=label(title), template=TEMPLATE, xaxis_title="trial", yaxis_title=OBJECTIVE)
+    return fig
+
+
+def parallel_coordinates(trials: pd.DataFrame, params: Sequence[str] | None = None, *,
+                         title: str = "Parallel coordinates") -> go.Figure:
+    """One axis per param and the objective, one line per completed trial (coloured by
+    objective). Wide-ranging positive params are drawn as log10; categories as codes."""
+    done = _completed(trials)
+    columns = _param_columns(trials, params)
+    if done.empty or not columns:
+        return empty_figure(title, "no completed trials with params to draw")
+    dimensions = []
+    for column in columns:
+        name = column[len(C.PARAMS_PREFIX):]
+        numeric = pd.to_numeric(done[column], errors="coerce")
+        if numeric.notna().all():
+            if _log_scale(numeric):
+                dimensions.append({"label": f"log10({label(name)})", "values": np.log10(numeric.astype(float))})
+            else:
+                dimensions.append({"label": label(name), "values": numeric.astype(float)})
+        else:
+            codes, cats = pd.factorize(done[column].astype(str), sort=True)
+            dimensions.append({"label": label(name), "values": codes, "tickvals": list(range(len(cats))),
+                               "ticktext": [label(c) for c in cats]})
+    objective = done[OBJECTIVE].astype(float)
+    dimensions.append({"label": OBJECTIVE, "values": objective})
+    fig = go.Figure(go.Parcoords(line={"color": objective, "colorscale": "Viridis", "showscale": True},
+                                 dimensions=dimensions))
+    fig.update_layout(title=label(title), template=TEMPLATE)
+    return fig
+
+
+def param_slices(trials: pd.DataFrame, params: Sequence[str] | None = None, *,
+                 title: str = "Objective by parameter") -> go.Figure:
+    """One panel per param: the objective of each completed trial against the param's value."""
+    done = _completed(trials)
+    columns = _param_columns(trials, params)
+    if done.empty or not columns:
+        return empty_figure(title, "no completed trials with params to draw")
+    fig = make_subplots(rows=1, cols=len(columns), shared_yaxes=True,
+                        subplot_titles=[label(c[len(C.PARAMS_PREFIX):]) for c in columns])
+    for i, column in enumerate(columns, start=1):
+        fig.add_trace(go.Scatter(
+            x=done[column], y=done[OBJECTIVE].astype(float), mode="markers", showlegend=False,
+            marker={"color": done[TRIAL_NUMBER], "colorscale": "Blues", "size": 9, "line": {"width": 1}},
+            text=[f"trial {n}" for n in done[TRIAL_NUMBER]], hovertemplate="%{text}: %{x} -> %{y:.4g}<extra></extra>",
+        ), row=1, col=i)
+        fig.update_xaxes(title_text=label(column[len(C.PARAMS_PREFIX):]),
+                         type="log" if _log_scale(done[column]) else None, row=1, col=i)
+    fig.update_yaxes(title_text=OBJECTIVE, row=1, col=1)
+    fig.update_layout(title=label(title), template=TEMPLATE)
+    return fig
+
+
+def param_importance(importance: pd.DataFrame, *, title: str = "Hyper-parameter importance (fANOVA)") -> go.Figure:
+    """Horizontal bars of ``Study.importance()``, most important on top."""
+    if importance.empty:
+        return empty_figure(title, "no importances to draw")
+    ordered = importance.sort_values(IMPORTANCE)
+    fig = go.Figure(go.Bar(x=ordered[IMPORTANCE], y=[label(p) for p in ordered[PARAM]], orientation="h",
+                           hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
+    fig.update_layout(title=label(title), template=TEMPLATE, xaxis_title="importance", yaxis_title="param")
+    return fig
