@@ -2,8 +2,10 @@
 
 Run through ``bash scripts/dev demo``. It writes the fixture runs into the store (first
 call only), trains a PPO agent on CartPole-v1 with ``TrackingCallback``, continues it
-twice as an enhancement chain, and asks trackbook the questions a user would ask in a
-notebook: a runs table, the chain on one continuous step axis.
+twice as an enhancement chain, runs a small Optuna study over PPO's learning rate and
+gamma, and asks trackbook the questions a user would ask in a notebook: a runs table,
+the chain on one continuous step axis with its before/after per link, the study's
+trials, best trial and parameter importance.
 """
 
 from __future__ import annotations
@@ -20,18 +22,21 @@ import trackbook as tb  # noqa: E402
 from data_fixtures.build import PLAIN_EXPERIMENT, write_mlflow  # noqa: E402
 
 DEMO_EXPERIMENT = "demo-ppo-cartpole"
+STUDY_EXPERIMENT = "demo-ppo-hpo"
+
+
+def env():
+    import gymnasium as gym
+    from stable_baselines3.common.monitor import Monitor
+
+    return Monitor(gym.make("CartPole-v1"))
 
 
 def train_chain(store: tb.Store) -> str:
     """Train PPO, continue it twice; return the last run's id."""
-    import gymnasium as gym
     from stable_baselines3 import PPO
-    from stable_baselines3.common.monitor import Monitor
 
     from trackbook.tracking import TrackingCallback, continue_training
-
-    def env():
-        return Monitor(gym.make("CartPole-v1"))
 
     model = PPO("MlpPolicy", env(), n_steps=512, batch_size=64, seed=0)
     cb = TrackingCallback(store, experiment=DEMO_EXPERIMENT, eval_env=env(), eval_freq=1024, n_eval_episodes=5)
@@ -41,6 +46,21 @@ def train_chain(store: tb.Store) -> str:
         _, cb = continue_training(store, cb.run_id, env(), 2048, eval_env=env(), eval_freq=1024, n_eval_episodes=5)
         print(f"  continued as run {cb.run_id} (link {link}): eval/mean_reward {cb.last_eval['eval/mean_reward']:.1f}")
     return cb.run_id
+
+
+def run_study(store: tb.Store) -> str:
+    """A 6-trial Optuna study over PPO; return the parent run's id."""
+    from stable_baselines3 import PPO
+
+    def objective(trial: tb.hpo.Trial) -> float:
+        model = PPO("MlpPolicy", env(), n_steps=256, batch_size=64, seed=trial.number, **trial.params)
+        cb = trial.callback(eval_env=env(), eval_freq=512, n_eval_episodes=5)
+        model.learn(2048, callback=cb)
+        return cb.best_mean_reward
+
+    space = {"learning_rate": {"low": 1e-4, "high": 3e-3, "log": True}, "gamma": [0.95, 0.98, 0.99]}
+    result = tb.hpo.optimize(objective, space, n_trials=6, store=store, experiment=STUDY_EXPERIMENT, seed=0)
+    return result.parent_run_id
 
 
 def main() -> None:
@@ -70,6 +90,20 @@ def main() -> None:
     )
     print("\neval/mean_reward along the chain, one continuous axis:")
     print(summary.to_string())
+    links = chain.links("eval/mean_reward")
+    print("\nBefore/after each link:")
+    print(links[["position", "name", "timesteps_added", "before", "after", "delta"]].to_string(index=False))
+
+    print(f"\nA 6-trial Optuna study over PPO into {STUDY_EXPERIMENT!r} ...")
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = store.study(run_study(store))
+    print(study)
+    print(study.trials[["trial_number", "state", "objective", "params.learning_rate", "params.gamma"]]
+          .to_string(index=False))
+    print(f"best: trial {study.best['trial_number']} objective {study.best['objective']:.1f}")
+    print("importance (fANOVA):", dict(study.importance().values.tolist()))
 
 
 if __name__ == "__main__":

@@ -50,6 +50,9 @@ def test_a_small_ppo_study_reads_back_as_a_study(tmp_path: Path, cartpole):
     assert study.best["trial_number"] == max(rewards, key=rewards.get) == result.study.best_trial.number
     assert study.best["params.learning_rate"] == pytest.approx(result.best_params["learning_rate"])
     assert set(trials["params.gamma"].dropna()) <= {0.95, 0.99} and (trials["params.n_epochs"] == 2).all()
+    # the searched params come from the parent's space.*, not from everything SB3 logged
+    assert set(study.param_columns) == {"params.learning_rate", "params.gamma", "params.n_epochs"}
+    assert set(study.importance()["param"]) == {"learning_rate", "gamma"}  # n_epochs is fixed
     # each trial's run holds its SB3 training, the parent its summary
     hist = study.history("eval/mean_reward")
     assert set(hist["trial_number"]) == {0, 1, 4}

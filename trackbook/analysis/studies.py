@@ -73,7 +73,16 @@ class Study:
 
     @property
     def param_columns(self) -> list[str]:
-        return [c for c in self.trials.columns if c.startswith(C.PARAMS_PREFIX)]
+        """The searched hyper-parameters as ``params.*`` columns: the parent's ``space.*``
+        params name them (``tb.hpo.optimize`` logs them); otherwise every trial param
+        whose value varies between trials."""
+        columns = [c for c in self.trials.columns if c.startswith(C.PARAMS_PREFIX)]
+        space_prefix = C.PARAMS_PREFIX + "space."
+        searched = [C.PARAMS_PREFIX + k[len(space_prefix):] for k in self.parent.index
+                    if isinstance(k, str) and k.startswith(space_prefix) and pd.notna(self.parent[k])]
+        if searched:
+            return [c for c in columns if c in searched]
+        return [c for c in columns if self.trials[c].astype(str).nunique() > 1]
 
     @property
     def completed(self) -> pd.DataFrame:

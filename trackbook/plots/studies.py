@@ -25,8 +25,12 @@ def _completed(trials: pd.DataFrame) -> pd.DataFrame:
 
 
 def _param_columns(trials: pd.DataFrame, params: Sequence[str] | None) -> list[str]:
+    """``params`` as columns; by default the params that vary between completed trials."""
     columns = [c for c in trials.columns if c.startswith(C.PARAMS_PREFIX)]
-    if params is not None:
+    if params is None:
+        done = _completed(trials)
+        columns = [c for c in columns if done[c].astype(str).nunique() > 1]
+    else:
         wanted = [p if p.startswith(C.PARAMS_PREFIX) else C.PARAMS_PREFIX + p for p in params]
         unknown = [p for p in wanted if p not in columns]
         if unknown:

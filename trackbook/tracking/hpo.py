@@ -134,7 +134,8 @@ def optimize(
         n_trials: trials to run in this call.
         store: a Store or tracking URI (see ``resolve_tracking_uri``).
         experiment: experiment of the parent and trial runs.
-        study_name: Optuna's study name (default: a new one per call).
+        study_name: Optuna's study name, also the parent run's name (default:
+            ``<experiment>-<date-time>``).
         direction: ``"maximize"`` or ``"minimize"``.
         metric: what the objective measures, recorded on the parent (``objective`` param).
         sampler: an Optuna sampler, or its class name (``"TPESampler"``, ``"RandomSampler"``).
@@ -152,9 +153,13 @@ def optimize(
     uri = resolve_tracking_uri(store)
     experiment = default_experiment(experiment)
     sampler_obj = _sampler(sampler, seed)
+    if study_name is None:
+        import time
+
+        study_name = f"{experiment}-{time.strftime('%Y%m%d-%H%M%S')}"
     study = optuna.create_study(
         storage=storage, study_name=study_name, direction=direction, sampler=sampler_obj, pruner=pruner,
-        load_if_exists=storage is not None and study_name is not None,
+        load_if_exists=storage is not None,
     )
     parent_tracker: Tracker | None = None
     parent_run_id = study.user_attrs.get(PARENT_ATTR)
