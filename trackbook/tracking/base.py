@@ -67,6 +67,7 @@ class Tracker(abc.ABC):
         self._outbox_args = {"flush_interval": flush_interval, "max_points_in_memory": max_points_in_memory}
         self._outbox: Outbox | None = None
         self._last_heartbeat = 0.0
+        self._end_listeners: list[Any] = []
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_uri(self.uri)!r}, run_id={self.run_id!r})"
@@ -182,6 +183,12 @@ class Tracker(abc.ABC):
             self.log_metrics(final_metrics, step)
         self.status = status
         self._outbox.put("terminate", {"status": status, "end_ms": now_ms()})
+        for listener in self._end_listeners:
+            try:
+                listener(status)
+            except Exception as exc:  # noqa: BLE001 - a watcher must not stop the run from ending
+                _log.warning("trackbook: a run-end listener failed: %s", exc)
+        self._end_listeners.clear()  # they watched this run, not the next one
         _lifecycle.unwatch(self)
         delivered = self._outbox.close(timeout)
         if not delivered:
@@ -194,6 +201,10 @@ class Tracker(abc.ABC):
     def flush(self, timeout: float | None = None) -> bool:
         """Wait until every write so far is delivered; False if ``timeout`` ran out."""
         return True if self._outbox is None else self._outbox.flush(timeout)
+
+    def add_end_listener(self, listener: Any) -> None:
+        """Call ``listener(status)`` once, when the current run ends, however it ends."""
+        self._end_listeners.append(listener)
 
     @property
     def active(self) -> bool:

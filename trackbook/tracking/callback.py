@@ -71,6 +71,9 @@ class TrackingCallback(BaseCallback):
         base_run_id: the run whose model this training continues (tag ``base_model_run_id``).
         previous_timesteps: timesteps of the chain before this run; read from the
             base run's ``total_timesteps`` when a Store is given and this is None.
+        prometheus_port: serve live ``rl_training_*`` metrics on 127.0.0.1 at this port
+            (0: a free one); a taken port warns and a free one is used. See
+            :mod:`trackbook.tracking.prometheus`.
         verbose: SB3's verbosity.
     """
 
@@ -94,6 +97,7 @@ class TrackingCallback(BaseCallback):
         log_episodes: bool = True,
         base_run_id: str | None = None,
         previous_timesteps: int | None = None,
+        prometheus_port: int | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -126,6 +130,9 @@ class TrackingCallback(BaseCallback):
         self._writer: _SB3Writer | None = None
         self._listeners: list[Any] = []
         self._owns_run = True
+        self.prometheus_port = prometheus_port
+        #: The exporter serving this training's live metrics (when ``prometheus_port`` is set).
+        self.prometheus_server: Any = None
 
     # ----------------------------------------------------------------- properties
 
@@ -183,6 +190,22 @@ class TrackingCallback(BaseCallback):
         self._writer = _SB3Writer(self)
         self.model.logger.output_formats.append(self._writer)
         _lifecycle.training_started(self.tracker)
+        if self.prometheus_port is not None:
+            self._start_prometheus(tags["algorithm"])
+
+    def _start_prometheus(self, algorithm: str) -> None:
+        from trackbook.tracking import prometheus
+
+        try:
+            self.prometheus_server = prometheus.serve_or_fallback(self.prometheus_port)
+        except Exception as exc:  # noqa: BLE001 - no exporter is no reason to stop training
+            warnings.warn(f"trackbook: Prometheus exporter not started: {exc}", RuntimeWarning, stacklevel=2)
+            return
+        feed = prometheus.TrainingFeed(prometheus.default_metrics(), algorithm, run_id=self.run_id or "",
+                                       start_step=self.global_step)
+        feed.start()
+        self._listeners.append(feed)
+        self.tracker.add_end_listener(feed.end)
 
     def _on_step(self) -> bool:
         step = self.global_step
