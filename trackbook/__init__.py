@@ -35,6 +35,9 @@ _LAZY = {
     "hpo": ("trackbook.hpo", None),
     "plots": ("trackbook.plots", None),
     "analysis": ("trackbook.analysis", None),
+    "report": ("trackbook.reports", "report"),
+    "reports": ("trackbook.reports", None),
+    "ReportFailed": ("trackbook.reports", "ReportFailed"),
 }
 
 

@@ -20,9 +20,15 @@ _MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "f
 def resolve_uri(uri: str | os.PathLike[str] | None = None) -> str:
     """The store URI :func:`connect` would use: ``uri``, else $MLFLOW_TRACKING_URI, else
     ``sqlite:///mlflow.db`` in the working folder. Relative sqlite and Aim paths are made
-    absolute, so the URI still names the same store after a ``chdir``.
+    absolute, so the URI still names the same store after a ``chdir``. ``env:NAME`` is
+    the URI held in the environment variable NAME (reports pass credentials this way).
     """
     text = os.fspath(uri) if uri is not None else os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if text.startswith("env:"):  # a URI with credentials, kept out of code and notebooks
+        name = text[len("env:"):]
+        if not os.environ.get(name):
+            raise UnsupportedStoreURI(f"{text!r} names the environment variable {name}, which is not set.")
+        text = os.environ[name]
     if "://" not in text and ":" not in text.split("/")[0]:
         path = Path(text).expanduser().resolve()
         if (path / ".aim").is_dir() or path.name == ".aim":

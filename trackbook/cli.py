@@ -1,0 +1,64 @@
+"""``trackbook`` on the command line: ``trackbook report KIND ... -o out.html``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from trackbook.errors import TrackbookError
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"{text!r}: write parameters as name=value")
+    return name, value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="trackbook", description="Ask questions of your experiment runs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    rep = sub.add_parser("report", help="execute a report notebook and export it",
+                         description="Execute a report template with papermill and export it with nbconvert.")
+    rep.add_argument("kind", nargs="?", choices=["training", "hpo", "comparison", "chain"],
+                     help="which report (or --template)")
+    rep.add_argument("-o", "--output", "--output-path", dest="output", help="file to write")
+    rep.add_argument("--format", choices=["html", "ipynb"], default="html")
+    rep.add_argument("--show-code", action="store_true", help="keep the code cells in the HTML")
+    rep.add_argument("--template", help="a notebook of your own with a cell tagged 'parameters'")
+    rep.add_argument("--store", "--tracking-uri", dest="store_uri", help="store URI (default $MLFLOW_TRACKING_URI, "
+                     "else sqlite:///mlflow.db)")
+    rep.add_argument("--run-id", "--final-run-id", dest="run_id", help="run (training) or last run of the chain")
+    rep.add_argument("--run-ids", nargs="+", help="runs to compare")
+    rep.add_argument("--parent-run-id", help="the study's parent run (hpo)")
+    rep.add_argument("--experiment-name", dest="experiment", help="chain: take the deepest chain of this experiment")
+    rep.add_argument("--metrics", nargs="+", help="metrics to show")
+    rep.add_argument("--title")
+    rep.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
+                     help="any other template parameter (a string)")
+    rep.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+
+    from trackbook._uri import resolve_uri
+    from trackbook.reports import report
+
+    if not args.kind and not args.template:
+        parser.error("name a report kind or give --template")
+    params = {k: v for k, v in {
+        "run_id": args.run_id, "run_ids": args.run_ids, "parent_run_id": args.parent_run_id,
+        "experiment": args.experiment, "metrics": args.metrics, "title": args.title,
+    }.items() if v is not None}
+    params["store_uri"] = resolve_uri(args.store_uri)
+    params.update(dict(args.parameter))
+    try:
+        data, path = report(args.kind, args.output, template=args.template, format=args.format,
+                            show_code=args.show_code, progress=not args.no_progress, **params)
+    except (TrackbookError, ValueError) as exc:
+        print(f"trackbook report: {exc}", file=sys.stderr)
+        return 2
+    print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
