@@ -3,7 +3,7 @@
 Run through ``bash scripts/dev demo``. It writes the fixture runs into the store (first
 call only), trains a PPO agent on CartPole-v1 with ``TrackingCallback``, continues it
 twice as an enhancement chain, runs a small Optuna study over PPO's learning rate and
-gamma, and asks trackbook the questions a user would ask in a notebook: a runs table,
+gamma, writes the four HTML reports into ``reports/``, and asks trackbook the questions a user would ask in a notebook: a runs table,
 the chain on one continuous step axis with its before/after per link, the study's
 trials, best trial and parameter importance.
 """
@@ -19,6 +19,7 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import trackbook as tb  # noqa: E402
+from trackbook import columns as C  # noqa: E402
 from data_fixtures.build import PLAIN_EXPERIMENT, write_mlflow  # noqa: E402
 
 DEMO_EXPERIMENT = "demo-ppo-cartpole"
@@ -104,6 +105,19 @@ def main() -> None:
           .to_string(index=False))
     print(f"best: trial {study.best['trial_number']} objective {study.best['objective']:.1f}")
     print("importance (fANOVA):", dict(study.importance().values.tolist()))
+
+    print("\nWriting the demo's four reports (papermill + nbconvert) into reports/ ...")
+    top = study.completed.sort_values("objective", ascending=False)[C.RUN_ID].head(3).tolist()
+    jobs = {
+        "training": {"run_id": final},
+        "chain": {"run_id": final, "metrics": ["eval/mean_reward", "rollout/ep_rew_mean"]},
+        "hpo": {"parent_run_id": study.parent[C.RUN_ID]},
+        "comparison": {"run_ids": top, "metrics": ["eval/mean_reward", "train/value_loss"],
+                       "title": "Top 3 trials of the demo study"},
+    }
+    for kind, params in jobs.items():
+        _, path = tb.report(kind, Path("reports") / f"{kind}.html", store_uri=store.uri, progress=False, **params)
+        print(f"  {kind:<11} {path}")
 
 
 if __name__ == "__main__":

@@ -94,8 +94,9 @@ def chain_progress(
             if run[POSITION] == 0:
                 continue
             fig.add_vline(x=int(run[OFFSET]), line_dash="dash", line_color="grey", opacity=0.7)
-            fig.add_annotation(x=int(run[OFFSET]), y=1.0, yref="paper", text=label(f"→ {run[C.NAME]}"),
+            fig.add_annotation(x=int(run[OFFSET]), y=1.0, yref="paper", yshift=22, text=label(f"→ {run[C.NAME]}"),
                                showarrow=False, xanchor="left", yanchor="bottom", font={"size": 10, "color": "grey"})
+        fig.update_layout(margin={"t": 120})  # the segment names sit above the panel titles
     else:
         starts = chain_history.groupby(SEGMENT)[GLOBAL_STEP].min()
         for segment, start in starts.items():
