@@ -128,7 +128,7 @@ def bench_sqlite(args: argparse.Namespace) -> None:
 
 
 def bench_http(args: argparse.Namespace) -> None:
-    from tests.servers import mlflow_server
+    from trackbook.servers import mlflow_server
     from trackbook.store.mlflow import MLflowStore
 
     db = mlflow_store(args.runs, args.metrics, args.steps)

@@ -10,7 +10,7 @@ import pytest
 
 import trackbook as tb
 from data_fixtures.build import build
-from tests.servers import mlflow_server
+from trackbook.servers import mlflow_server
 
 
 @pytest.fixture(scope="session", autouse=True)

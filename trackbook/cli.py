@@ -37,7 +37,16 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
                      help="any other template parameter (a string)")
     rep.add_argument("--no-progress", action="store_true")
+    srv = sub.add_parser("serve", help="a team server: PostgreSQL + mlflow server on 127.0.0.1",
+                         description="Start PostgreSQL (databases mlflow and optuna) and an mlflow server on it, "
+                                     "bound to 127.0.0.1, until Ctrl+C.")
+    srv.add_argument("--folder", default="trackbook-server", help="where the database and artifacts live")
+    srv.add_argument("--port", type=int, default=5000, help="mlflow server port")
+    srv.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (a free one by default)")
+    srv.add_argument("--workers", type=int, default=4, help="mlflow server worker processes")
     args = parser.parse_args(argv)
+    if args.command == "serve":
+        return _serve(args)
 
     from trackbook._uri import resolve_uri
     from trackbook.reports import report
@@ -57,6 +66,27 @@ def main(argv: list[str] | None = None) -> int:
         print(f"trackbook report: {exc}", file=sys.stderr)
         return 2
     print(path)
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import time
+    from pathlib import Path
+
+    from trackbook.servers import mlflow_server, postgres_server
+
+    folder = Path(args.folder).resolve()
+    with postgres_server(folder, port=args.pg_port, databases=("mlflow", "optuna")) as pg, \
+            mlflow_server(pg.uri("mlflow"), folder / "mlflow", port=args.port, workers=args.workers) as url:
+        print(f"mlflow server:   {url}          (training processes, notebooks: tb.connect(url))")
+        print(f"direct SQL:      {pg.uri('mlflow')}  (fastest bulk history reads)")
+        print(f"optuna storage:  {pg.uri('optuna')}  (tb.hpo.optimize(..., storage=...))")
+        print("Ctrl+C stops both.", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping ...")
     return 0
 
 

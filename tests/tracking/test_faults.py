@@ -10,7 +10,7 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 
 import trackbook as tb
-from tests.servers import MlflowServer
+from trackbook.servers import MlflowServer
 from trackbook import columns as C
 from trackbook.tracking import TrackingCallback, make_tracker
 

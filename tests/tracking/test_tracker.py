@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 import trackbook as tb
-from tests.servers import free_port
+from trackbook.servers import free_port
 from trackbook import columns as C
 from trackbook.tracking import health_check, make_tracker, resolve_tracking_uri
 

@@ -38,6 +38,8 @@ class MLflowStore(Store):
 
         if uri.startswith(("http://", "https://")):
             _probe_server(uri, timeout)
+        elif not uri.startswith(("sqlite:", "file:", "databricks")):
+            _probe_database(uri, timeout)
         try:
             self._client = MlflowClient(tracking_uri=uri)
             self._client.search_experiments(max_results=1)
@@ -191,6 +193,27 @@ def _probe_server(uri: str, timeout: float) -> None:
             f"Could not reach the MLflow server at {redact_uri(uri)} ({type(exc).__name__}). "
             f"Start it (mlflow server --host 127.0.0.1 --port PORT ...) or point "
             f"MLFLOW_TRACKING_URI / tb.connect() at the right address."
+        ) from None
+
+
+def _probe_database(uri: str, timeout: float) -> None:
+    """One connection attempt with a timeout: mlflow retries an unreachable database for
+    up to an hour (15 attempts, doubling sleeps) before it says anything."""
+    import sqlalchemy
+    from sqlalchemy.pool import NullPool
+
+    args = {"connect_timeout": max(1, int(timeout))} if uri.startswith(("postgresql", "mysql")) else {}
+    try:
+        engine = sqlalchemy.create_engine(uri, connect_args=args, poolclass=NullPool)
+        try:
+            with engine.connect():
+                pass
+        finally:
+            engine.dispose()
+    except Exception as exc:  # noqa: BLE001 - driver errors vary; all mean "cannot open"
+        raise StoreUnavailable(
+            f"Could not open the MLflow store {redact_uri(uri)}: {redact_uri(_first_line(exc))}. "
+            f"Check that the database is up and the URI (user, host, port, database name) is right."
         ) from None
 
 
