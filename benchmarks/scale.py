@@ -55,22 +55,23 @@ def throughput(url: str, writers: int, points: int, folder: Path) -> float:
 
 
 def copy_store(sqlite_db: Path, pg_uri: str) -> None:
-    """Copy MLflow's rows from the sqlite benchmark store into an (empty) MLflow PostgreSQL schema."""
+    """Copy MLflow's rows of the sqlite benchmark store into the server's PostgreSQL schema."""
     import psycopg
+    from mlflow.tracking import MlflowClient
 
+    client = MlflowClient(pg_uri)
+    if client.get_experiment_by_name(EXPERIMENT):
+        return
+    new_id = int(client.create_experiment(EXPERIMENT))
     src = sqlite3.connect(sqlite_db)
-    with psycopg.connect(pg_uri.replace("postgresql://", "postgresql://", 1)) as dst, dst.cursor() as cur:
-        cur.execute("SELECT experiment_id FROM experiments WHERE name = %s", (EXPERIMENT,))
-        if cur.fetchone():
-            return
-        for table in ("experiments", "runs", "params", "tags", "metrics", "latest_metrics"):
+    with psycopg.connect(pg_uri) as dst, dst.cursor() as cur:
+        for table in ("runs", "params", "tags", "metrics", "latest_metrics"):
             columns = [r[1] for r in src.execute(f"PRAGMA table_info({table})")]
-            if table == "experiments":
-                rows = src.execute(f"SELECT {', '.join(columns)} FROM experiments WHERE name = ?", (EXPERIMENT,))
-            else:
-                rows = src.execute(f"SELECT {', '.join(columns)} FROM {table}")
+            at = columns.index("experiment_id") if "experiment_id" in columns else None
             with cur.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-                for row in rows:
+                for row in src.execute(f"SELECT {', '.join(columns)} FROM {table}"):
+                    if at is not None:
+                        row = (*row[:at], new_id, *row[at + 1:])
                     copy.write_row(row)
         dst.commit()
 

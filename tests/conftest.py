@@ -60,3 +60,15 @@ def store_and_ids(request, fixture_ids):
     """Each local fixture store with its key -> run id map."""
     store = request.getfixturevalue(f"{request.param}_store")
     return store, fixture_ids[request.param]
+
+
+@pytest.fixture()
+def cartpole():
+    """A fresh Monitor-wrapped CartPole-v1 each call."""
+    import gymnasium as gym
+    from stable_baselines3.common.monitor import Monitor
+
+    def make():
+        return Monitor(gym.make("CartPole-v1"))
+
+    return make

@@ -37,6 +37,7 @@ _LAZY = {
     "analysis": ("trackbook.analysis", None),
     "report": ("trackbook.reports", "report"),
     "reports": ("trackbook.reports", None),
+    "widgets": ("trackbook.widgets", None),
     "ReportFailed": ("trackbook.reports", "ReportFailed"),
 }
 
