@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook.analysis._series import series_summary
 from trackbook.errors import ChainCycle, RunNotFound
 
 if TYPE_CHECKING:
@@ -159,8 +160,8 @@ class Chain:
         if len(self.runs) < 2:
             return pd.DataFrame(columns=LINK_COLUMNS)
         hist = self.store.history(self.runs[C.RUN_ID].tolist(), metrics)
-        finite = hist[np.isfinite(hist[C.VALUE].to_numpy())]
-        last = finite.sort_values(C.STEP, kind="stable").groupby([C.RUN_ID, C.METRIC], observed=True)[C.VALUE].last()
+        summary = series_summary(hist)
+        nan = {"last": np.nan}
         offsets = self.runs[OFFSET].tolist() + [None]
         rows = []
         for i in range(1, len(self.runs)):
@@ -168,8 +169,8 @@ class Chain:
             end = _logged(run, C.METRIC_TOTAL_TIMESTEPS)
             added = (end - offsets[i]) if end is not None else np.nan
             for metric in metrics:
-                before = last.get((base[C.RUN_ID], metric), np.nan)
-                after = last.get((run[C.RUN_ID], metric), np.nan)
+                before = summary.get((base[C.RUN_ID], metric), nan)["last"]
+                after = summary.get((run[C.RUN_ID], metric), nan)["last"]
                 rows.append([i, run[C.RUN_ID], run[C.NAME], base[C.RUN_ID], added, metric, before, after, after - before])
         return pd.DataFrame(rows, columns=LINK_COLUMNS)
 

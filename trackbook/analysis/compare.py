@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook.analysis._series import series_summary
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -48,15 +49,13 @@ def compare(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
     params = [c for c in table.columns if c.startswith(C.PARAMS_PREFIX)
               and table[c].astype(str).nunique(dropna=False) > 1]
     out = table[[C.RUN_ID, C.NAME, C.STATUS, *params]].copy()
-    hist = store.history(run_ids, metrics)
-    hist = hist[np.isfinite(hist[C.VALUE].to_numpy())].sort_values(C.STEP, kind="stable")
-    grouped = hist.groupby([C.METRIC, C.RUN_ID], observed=True)[C.VALUE]
-    last, high, low = grouped.last(), grouped.max(), grouped.min()
+    summary = series_summary(store.history(run_ids, metrics))
+    nan = {"last": np.nan, "max": np.nan, "min": np.nan}
     for metric in metrics:
         goal = goal_of(metric, goals)
-        final = out[C.RUN_ID].map(lambda r, m=metric: last.get((m, r), np.nan)).astype(float)
-        best = out[C.RUN_ID].map(lambda r, m=metric: (high if goal == "max" else low).get((m, r), np.nan))
+        stats = [summary.get((rid, metric), nan) for rid in out[C.RUN_ID]]
+        final = pd.Series([s["last"] for s in stats], index=out.index, dtype=float)
         out[FINAL + metric] = final
-        out[BEST + metric] = best.astype(float)
+        out[BEST + metric] = [s[goal] for s in stats]
         out[RANK + metric] = final.rank(ascending=goal == "min", method="min", na_option="bottom").astype("int64")
     return out

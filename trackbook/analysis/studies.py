@@ -87,8 +87,7 @@ class Study:
     @property
     def completed(self) -> pd.DataFrame:
         """Trials that finished with a finite objective."""
-        done = self.trials[(self.trials[STATE] == "COMPLETE") & np.isfinite(self.trials[OBJECTIVE].astype(float))]
-        return done
+        return completed_trials(self.trials)
 
     @property
     def best(self) -> pd.Series | None:
@@ -207,6 +206,17 @@ def study_list(store: Store, experiment: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=columns).sort_values(C.START_TIME, ignore_index=True)
 
 
+def completed_trials(trials: pd.DataFrame) -> pd.DataFrame:
+    """The rows of a ``Study.trials`` frame that completed with a finite objective."""
+    return trials[(trials[STATE] == "COMPLETE") & np.isfinite(trials[OBJECTIVE].astype(float))]
+
+
+def spans_decades(values: pd.Series) -> bool:
+    """Positive numbers spanning more than two decades: modelled and drawn on a log scale."""
+    numeric = pd.to_numeric(values, errors="coerce").dropna()
+    return len(numeric) > 1 and bool((numeric > 0).all()) and numeric.max() / numeric.min() > 100
+
+
 def _trials_frame(trials: pd.DataFrame, objective_metric: str | None) -> pd.DataFrame:
     trials = trials.sort_values([C.START_TIME, C.RUN_ID], kind="stable")
     tag_numbers = pd.to_numeric(trials.get(C.TAGS_PREFIX + TRIAL_NUMBER), errors="coerce")
@@ -255,6 +265,6 @@ def _distribution(values: pd.Series):
     if numeric.notna().all():
         low, high = float(numeric.min()), float(numeric.max())
         if (numeric == numeric.round()).all() and pd.api.types.is_integer_dtype(values):
-            return D.IntDistribution(int(low), int(high), log=low > 0 and high / low > 100)
-        return D.FloatDistribution(low, high, log=low > 0 and high / low > 100)
+            return D.IntDistribution(int(low), int(high), log=spans_decades(numeric))
+        return D.FloatDistribution(low, high, log=spans_decades(numeric))
     return D.CategoricalDistribution(sorted({_native(v) for v in values}, key=str))

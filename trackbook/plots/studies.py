@@ -13,22 +13,25 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from trackbook import columns as C
-from trackbook.analysis.studies import IMPORTANCE, OBJECTIVE, PARAM, STATE, TRIAL_NUMBER
+from trackbook.analysis.studies import (
+    IMPORTANCE,
+    OBJECTIVE,
+    PARAM,
+    STATE,
+    TRIAL_NUMBER,
+    completed_trials,
+    spans_decades,
+)
 from trackbook.plots._base import TEMPLATE, empty_figure, label
 
 _STATE_STYLE = {"FAIL": ("x", "#d62728"), "PRUNED": ("triangle-down", "#ff7f0e"), "RUNNING": ("circle-open", "grey")}
-
-
-def _completed(trials: pd.DataFrame) -> pd.DataFrame:
-    ok = (trials[STATE] == "COMPLETE") & np.isfinite(trials[OBJECTIVE].astype(float))
-    return trials[ok]
 
 
 def _param_columns(trials: pd.DataFrame, params: Sequence[str] | None) -> list[str]:
     """``params`` as columns; by default the params that vary between completed trials."""
     columns = [c for c in trials.columns if c.startswith(C.PARAMS_PREFIX)]
     if params is None:
-        done = _completed(trials)
+        done = completed_trials(trials)
         columns = [c for c in columns if done[c].astype(str).nunique() > 1]
     else:
         wanted = [p if p.startswith(C.PARAMS_PREFIX) else C.PARAMS_PREFIX + p for p in params]
@@ -39,18 +42,13 @@ def _param_columns(trials: pd.DataFrame, params: Sequence[str] | None) -> list[s
     return columns
 
 
-def _log_scale(values: pd.Series) -> bool:
-    numeric = pd.to_numeric(values, errors="coerce").dropna()
-    return len(numeric) > 1 and (numeric > 0).all() and numeric.max() / numeric.min() > 100
-
-
 def optimization_history(trials: pd.DataFrame, direction: str = "maximize", *,
                          title: str = "Optimization history") -> go.Figure:
     """Objective per trial with the best-so-far line; failed, pruned and running trials
     are marked along the bottom with their state."""
     if trials.empty:
         return empty_figure(title, "the study has no trials")
-    done = _completed(trials).sort_values(TRIAL_NUMBER)
+    done = completed_trials(trials).sort_values(TRIAL_NUMBER)
     fig = go.Figure()
     if len(done):
         values = done[OBJECTIVE].astype(float)
@@ -75,7 +73,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: Sequence[str] | None = No
                          title: str = "Parallel coordinates") -> go.Figure:
     """One axis per param and the objective, one line per completed trial (coloured by
     objective). Wide-ranging positive params are drawn as log10; categories as codes."""
-    done = _completed(trials)
+    done = completed_trials(trials)
     columns = _param_columns(trials, params)
     if done.empty or not columns:
         return empty_figure(title, "no completed trials with params to draw")
@@ -84,7 +82,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: Sequence[str] | None = No
         name = column[len(C.PARAMS_PREFIX):]
         numeric = pd.to_numeric(done[column], errors="coerce")
         if numeric.notna().all():
-            if _log_scale(numeric):
+            if spans_decades(numeric):
                 dimensions.append({"label": f"log10({label(name)})", "values": np.log10(numeric.astype(float))})
             else:
                 dimensions.append({"label": label(name), "values": numeric.astype(float)})
@@ -103,7 +101,7 @@ def parallel_coordinates(trials: pd.DataFrame, params: Sequence[str] | None = No
 def param_slices(trials: pd.DataFrame, params: Sequence[str] | None = None, *,
                  title: str = "Objective by parameter") -> go.Figure:
     """One panel per param: the objective of each completed trial against the param's value."""
-    done = _completed(trials)
+    done = completed_trials(trials)
     columns = _param_columns(trials, params)
     if done.empty or not columns:
         return empty_figure(title, "no completed trials with params to draw")
@@ -116,7 +114,7 @@ def param_slices(trials: pd.DataFrame, params: Sequence[str] | None = None, *,
             text=[f"trial {n}" for n in done[TRIAL_NUMBER]], hovertemplate="%{text}: %{x} -> %{y:.4g}<extra></extra>",
         ), row=1, col=i)
         fig.update_xaxes(title_text=label(column[len(C.PARAMS_PREFIX):]),
-                         type="log" if _log_scale(done[column]) else None, row=1, col=i)
+                         type="log" if spans_decades(done[column]) else None, row=1, col=i)
     fig.update_yaxes(title_text=OBJECTIVE, row=1, col=1)
     fig.update_layout(title=label(title), template=TEMPLATE)
     return fig
