@@ -14,6 +14,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 import trackbook as tb
 from trackbook import columns as C
+from trackbook.servers import free_port
 from trackbook.tracking import prometheus as prom
 from trackbook.tracking.callback import TrackingCallback
 
@@ -52,7 +53,7 @@ def fresh_metrics(monkeypatch):
 
 def test_live_metrics_match_what_the_run_logged(tmp_path: Path, cartpole, fresh_metrics):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    port = prom.free_port()
+    port = free_port()
     cb = TrackingCallback(uri, experiment="prom", eval_env=cartpole(), eval_freq=1024, n_eval_episodes=2,
                           prometheus_port=port)
     during = _ScrapeAt(cb, at=1500)
@@ -101,7 +102,7 @@ def test_live_metrics_match_what_the_run_logged(tmp_path: Path, cartpole, fresh_
 
 
 def test_a_taken_port_warns_and_training_goes_on(tmp_path: Path, cartpole, fresh_metrics):
-    port = prom.free_port()
+    port = free_port()
     blocker = prom.MetricsServer(prom.RLTrainingMetrics(), port)  # something else holds the port
     try:
         with pytest.raises(prom.PortInUse, match=f"127.0.0.1:{port}.*port=0"):

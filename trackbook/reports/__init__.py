@@ -29,6 +29,8 @@ from trackbook.reports.display import DATA_MIME
 TEMPLATES = Path(__file__).resolve().parents[2] / "report_templates"
 KINDS = {"training": "training.ipynb", "hpo": "hpo_study.ipynb", "hpo_study": "hpo_study.ipynb",
          "comparison": "comparison.ipynb", "chain": "chain.ipynb"}
+#: A kernel of the current environment: jupyter_client runs the ``python3`` spec with this interpreter.
+KERNEL = "python3"
 _SECRET_ENV = ("MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN", "DATABRICKS_TOKEN")
 
 
@@ -90,7 +92,7 @@ def report(
         executed = Path(work) / "executed.ipynb"
         try:
             pm.execute_notebook(str(source), str(executed), parameters=parameters, progress_bar=progress,
-                                execution_timeout=timeout, cwd=os.getcwd(), kernel_name=_kernel_name())
+                                execution_timeout=timeout, cwd=os.getcwd(), kernel_name=KERNEL)
         except pm.PapermillExecutionError as exc:
             kept = output.with_suffix(".failed.ipynb")
             _scrub_file(executed, kept, secrets)
@@ -235,11 +237,6 @@ def _to_html(nb: Any, show_code: bool) -> str:
     # One offline file: drop what nbconvert's template would fetch from a CDN (require.js, MathJax).
     body = re.sub(r'<script[^>]+src="https?://[^"]+"[^>]*>\s*</script>', "", body)
     return body
-
-
-def _kernel_name() -> str:
-    """A kernel of the current environment (its ``python3`` spec is this interpreter)."""
-    return "python3"
 
 
 __all__ = ["KINDS", "ReportFailed", "ReportResult", "report"]

@@ -75,14 +75,18 @@ def section(title: str, text: str = "") -> None:
     _show(f"<h2>{html.escape(str(title))}</h2>{body}")
 
 
+def table_html(frame: pd.DataFrame, *, caption: str = "", max_rows: int = 200, index: bool = False) -> str:
+    """A DataFrame as an HTML table (class ``tb-table``), every cell escaped."""
+    body = frame.head(max_rows).to_html(index=index, escape=True, na_rep="—", classes="tb-table", border=0,
+                                        float_format=lambda v: f"{v:,.6g}")
+    if caption:
+        body = body.replace(">", f"><caption>{html.escape(caption)}</caption>", 1)
+    return body + (f"<p>… {len(frame) - max_rows} more rows</p>" if len(frame) > max_rows else "")
+
+
 def table(frame: pd.DataFrame, *, caption: str = "", max_rows: int = 200, index: bool = False) -> None:
-    """A DataFrame as an HTML table, every cell escaped."""
-    shown = frame.head(max_rows)
-    cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
-    body = shown.to_html(index=index, escape=True, na_rep="—", classes="tb-table", border=0,
-                         float_format=lambda v: f"{v:,.6g}")
-    more = f"<p>… {len(frame) - max_rows} more rows</p>" if len(frame) > max_rows else ""
-    _show(body.replace(">", ">" + cap, 1) + more if cap else body + more)
+    """Show a DataFrame as an HTML table, every cell escaped."""
+    _show(table_html(frame, caption=caption, max_rows=max_rows, index=index))
 
 
 def problems(items: Sequence[str], *, ok: str = "Nothing went wrong.") -> None:

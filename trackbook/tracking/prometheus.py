@@ -24,7 +24,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import socket
 import threading
 import time
 import warnings
@@ -346,12 +345,6 @@ def stop_metrics_server(port: int | None = None) -> None:
             server = _servers.pop(p, None)
             if server is not None:
                 server.stop()
-
-
-def free_port(addr: str = "127.0.0.1") -> int:
-    with socket.socket() as s:
-        s.bind((addr, 0))
-        return s.getsockname()[1]
 
 
 # The seeds' helper functions, on the process-wide metrics.

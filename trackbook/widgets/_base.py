@@ -12,6 +12,8 @@ from typing import Any
 import ipywidgets as W
 import plotly.graph_objects as go
 
+from trackbook.reports.display import table_html as escaped_table
+
 
 class Panel:
     """A panel displays as its ``widget`` (a VBox); ``message`` says what is wrong in words."""
@@ -88,11 +90,11 @@ def show_figure(target: go.FigureWidget, fig: go.Figure) -> None:
         target.add_traces(list(fig.data))
 
 
+_TABLE_STYLE = ("<style>.tb-table{border-collapse:collapse;font-size:12px}.tb-table td,.tb-table th"
+                "{border:1px solid #ddd;padding:2px 6px}</style>")
+
+
 def table_html(frame, max_rows: int = 50) -> str:
-    """A DataFrame as an escaped HTML table for an ``HTML`` widget."""
-    body = frame.head(max_rows).to_html(index=False, escape=True, na_rep="—", border=0, classes="tb-table",
-                                        float_format=lambda v: f"{v:,.6g}")
-    more = f"<div>… {len(frame) - max_rows} more</div>" if len(frame) > max_rows else ""
-    style = ("<style>.tb-table{border-collapse:collapse;font-size:12px}.tb-table td,.tb-table th"
-             "{border:1px solid #ddd;padding:2px 6px}</style>")
-    return style + body + more
+    """A DataFrame as an escaped HTML table for an ``HTML`` widget (styled in place:
+    a widget has no page stylesheet)."""
+    return _TABLE_STYLE + escaped_table(frame, max_rows=max_rows)

@@ -24,6 +24,15 @@ from trackbook.widgets._base import Panel, figure_widget, show_figure, table_htm
 _ALL = "(all)"
 
 
+def _experiment_of(store: Any, run_id: str | None, experiment: str | None, arg: str, what: str) -> str:
+    """``experiment``, else the experiment of ``run_id``; one of them is needed."""
+    if run_id and not experiment:
+        experiment = store.run(run_id)[C.EXPERIMENT]
+    if not experiment:
+        raise ValueError(f"Give {arg}= or experiment= to choose the {what} from.")
+    return experiment
+
+
 class RunBrowser(Panel):
     """Pick an experiment, filter and sort its runs, select some, plot their metrics.
 
@@ -135,10 +144,7 @@ class ChainExplorer(Panel):
         self.guarded(self.refresh)
 
     def _load(self, run_id: str | None, experiment: str | None) -> None:
-        if run_id and not experiment:
-            experiment = self.store.run(run_id)[C.EXPERIMENT]
-        if not experiment:
-            raise ValueError("Give run_id= or experiment= to choose the chains from.")
+        experiment = _experiment_of(self.store, run_id, experiment, "run_id", "chains")
         tree = self.store.chains(experiment)
         self.tree.value = table_html(tree[[C.NAME, C.STATUS, "depth", "children", "missing_base"]])
         leaves = tree[tree["children"] == 0]
@@ -194,10 +200,7 @@ class StudyPanel(Panel):
         self.guarded(self.refresh)
 
     def _load(self, parent_run_id: str | None, experiment: str | None) -> None:
-        if parent_run_id and not experiment:
-            experiment = self.store.run(parent_run_id)[C.EXPERIMENT]
-        if not experiment:
-            raise ValueError("Give parent_run_id= or experiment= to choose the studies from.")
+        experiment = _experiment_of(self.store, parent_run_id, experiment, "parent_run_id", "studies")
         studies = self.store.studies(experiment)
         if studies.empty:
             self.message(f"Experiment {experiment!r} has no study (no run with child runs).")
