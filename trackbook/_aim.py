@@ -55,7 +55,11 @@ def index_pending_runs(repo) -> list[str]:
         return []  # no index yet: Aim reads every run's chunk directly
     manager = RepoIndexManager.get_index_manager(repo)
     index_tree = repo.request_tree("meta", read_only=True)
-    pending = [h for h in repo.list_all_runs() if manager._is_run_index_outdated(h, index_tree)]
+    # The chunk folders themselves, not repo.list_all_runs(): Aim caches that listing for
+    # 0.5 s per repository path, so a run closed just now in this process is missing from it.
+    chunks = Path(repo.path) / "meta" / "chunks"
+    hashes = sorted(p.name for p in chunks.iterdir()) if chunks.is_dir() else []
+    pending = [h for h in hashes if manager._is_run_index_outdated(h, index_tree)]
     if not pending:
         return []
     try:
