@@ -45,14 +45,23 @@ def aim_store(fixture_dir: Path) -> tb.Store:
     return tb.connect(f"aim://{fixture_dir / 'aim'}")
 
 
-@pytest.fixture(scope="session")
-def http_store(fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory):
-    """The MLflow fixture served by a real ``mlflow server`` on 127.0.0.1."""
-    work = tmp_path_factory.mktemp("mlflow-server")
+def _served_fixture(fixture_dir: Path, work: Path, app: str | None):
     db = work / "served.db"
     shutil.copyfile(fixture_dir / "mlflow.db", db)
-    with mlflow_server(f"sqlite:///{db}", work) as url:
+    with mlflow_server(f"sqlite:///{db}", work, app=app) as url:
         yield tb.connect(url)
+
+
+@pytest.fixture(scope="session")
+def http_store(fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The MLflow fixture served on 127.0.0.1 by ``mlflow server --app-name trackbook``."""
+    yield from _served_fixture(fixture_dir, tmp_path_factory.mktemp("mlflow-server"), "trackbook")
+
+
+@pytest.fixture(scope="session")
+def stock_http_store(fixture_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The MLflow fixture served on 127.0.0.1 by MLflow's own ``mlflow server``."""
+    yield from _served_fixture(fixture_dir, tmp_path_factory.mktemp("stock-mlflow-server"), None)
 
 
 @pytest.fixture(scope="session", params=["mlflow", "aim"])

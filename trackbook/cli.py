@@ -38,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
                      help="any other template parameter (a string)")
     rep.add_argument("--no-progress", action="store_true")
     srv = sub.add_parser("serve", help="a team server: PostgreSQL + mlflow server on 127.0.0.1",
-                         description="Start PostgreSQL (databases mlflow and optuna) and an mlflow server on it, "
-                                     "bound to 127.0.0.1, until Ctrl+C.")
+                         description="Start PostgreSQL (databases mlflow and optuna) and an mlflow server on it "
+                                     "(--app-name trackbook: MLflow's server plus trackbook's Arrow bulk-history "
+                                     "endpoint), bound to 127.0.0.1, until Ctrl+C.")
     srv.add_argument("--folder", default="trackbook-server", help="where the database and artifacts live")
     srv.add_argument("--port", type=int, default=5000, help="mlflow server port")
     srv.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (a free one by default)")
@@ -79,7 +80,7 @@ def _serve(args: argparse.Namespace) -> int:
     with postgres_server(folder, port=args.pg_port, databases=("mlflow", "optuna")) as pg, \
             mlflow_server(pg.uri("mlflow"), folder / "mlflow", port=args.port, workers=args.workers) as url:
         print(f"mlflow server:   {url}          (training processes, notebooks: tb.connect(url))")
-        print(f"direct SQL:      {pg.uri('mlflow')}  (fastest bulk history reads)")
+        print(f"direct SQL:      {pg.uri('mlflow')}  (read-only analysis without the server)")
         print(f"optuna storage:  {pg.uri('optuna')}  (tb.hpo.optimize(..., storage=...))")
         print("Ctrl+C stops both.", flush=True)
         try:

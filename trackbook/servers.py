@@ -61,11 +61,24 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 class MlflowServer:
-    """A real ``mlflow server`` on 127.0.0.1 that a test can stop and start again."""
+    """A real ``mlflow server`` on 127.0.0.1 that a test can stop and start again.
 
-    def __init__(self, backend_uri: str, workdir: Path, *, port: int | None = None, workers: int = 1) -> None:
+    ``app="trackbook"`` (the default) runs it as ``--app-name trackbook``: MLflow's
+    server plus trackbook's Arrow bulk-history endpoint. ``app=None`` is MLflow's own.
+    """
+
+    def __init__(
+        self,
+        backend_uri: str,
+        workdir: Path,
+        *,
+        port: int | None = None,
+        workers: int = 1,
+        app: str | None = "trackbook",
+    ) -> None:
         self.backend_uri = backend_uri
         self.workers = workers
+        self.app = app
         self.workdir = workdir
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -82,6 +95,7 @@ class MlflowServer:
             "--host", "127.0.0.1",
             "--port", str(self.port),
             "--workers", str(self.workers),
+            *(["--app-name", self.app] if self.app else []),
         ]
         env = {**os.environ, "MLFLOW_TRACKING_URI": ""}
         with log.open("a") as out:
@@ -97,9 +111,11 @@ class MlflowServer:
 
 
 @contextlib.contextmanager
-def mlflow_server(backend_uri: str, workdir: Path, *, port: int | None = None, workers: int = 1) -> Iterator[str]:
+def mlflow_server(
+    backend_uri: str, workdir: Path, *, port: int | None = None, workers: int = 1, app: str | None = "trackbook"
+) -> Iterator[str]:
     """Run ``mlflow server`` on 127.0.0.1 for the duration of the block; yield its URL."""
-    server = MlflowServer(backend_uri, workdir, port=port, workers=workers)
+    server = MlflowServer(backend_uri, workdir, port=port, workers=workers, app=app)
     try:
         yield server.start()
     finally:

@@ -40,8 +40,9 @@ def test_sql_bulk_path_matches_mlflows_own_per_metric_reads(mlflow_store):
     assert values.isna().sum() > 0 and np.isposinf(values).sum() == 1 and np.isneginf(values).sum() == 1
 
 
-def test_rest_path_pages_instead_of_truncating(http_store, mlflow_store, monkeypatch):
-    """Ask the real server for small pages: responses are cut and must be completed."""
+def test_rest_path_pages_instead_of_truncating(stock_http_store, mlflow_store, monkeypatch):
+    """Ask a stock server for small pages: responses are cut and must be completed."""
+    http_store = stock_http_store
     monkeypatch.setattr(_mlflow_rest, "BULK_MAX_POINTS", 1500)  # < one plain run's 2,000 points
     monkeypatch.setattr(_mlflow_rest, "PAGE_SIZE", 700)
     runs = mlflow_store.runs("ppo-cartpole")
@@ -49,6 +50,37 @@ def test_rest_path_pages_instead_of_truncating(http_store, mlflow_store, monkeyp
     got = http_store.history(runs, metrics, cache=False)
     pdt.assert_frame_equal(got, mlflow_store.history(runs, metrics, cache=False))
     assert got.groupby([C.RUN_ID, C.METRIC], observed=True).size().max() == 2000
+
+
+def test_trackbook_server_sends_arrow_and_a_stock_server_is_read_through_json(
+    http_store, stock_http_store, mlflow_store, monkeypatch
+):
+    """Which path each server takes: the Arrow endpoint is asked first, a 404 is remembered."""
+    runs = mlflow_store.runs("ppo-cartpole")
+    ids, metrics = list(runs[C.RUN_ID]), ["train/loss", "eval/mean_reward"]
+    expected = finish_history(mlflow_store._read_history(ids, metrics), ids)
+    monkeypatch.setattr(_mlflow_rest, "ARROW_RUNS", 2)  # several requests, joined
+    json_reads = []
+    real_json = _mlflow_rest._read_json
+    monkeypatch.setattr(_mlflow_rest, "_read_json", lambda *a: json_reads.append(a) or real_json(*a))
+
+    arrow = _mlflow_rest.read_points(http_store._host_creds, ids, metrics)
+    assert json_reads == [] and http_store._host_creds.host not in _mlflow_rest._no_arrow
+    assert isinstance(arrow[C.RUN_ID].dtype, pd.CategoricalDtype)
+    pdt.assert_frame_equal(finish_history(arrow, ids), expected)
+
+    stock = _mlflow_rest.read_points(stock_http_store._host_creds, ids, metrics)
+    assert len(json_reads) == 1 and stock_http_store._host_creds.host in _mlflow_rest._no_arrow
+    pdt.assert_frame_equal(finish_history(stock, ids), expected)
+
+
+def test_arrow_endpoint_refuses_bad_requests_clearly(http_store):
+    from mlflow.utils.rest_utils import http_request
+
+    from trackbook.store._mlflow_app import ROUTE
+
+    response = http_request(http_store._host_creds, ROUTE, "GET", params={"metric_key": ["x"]})
+    assert response.status_code == 400 and "run_id" in response.json()["message"]
 
 
 def test_concurrent_writer_never_yields_a_torn_read(scratch_copy):

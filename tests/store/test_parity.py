@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pandas.testing as pdt
+import pytest
 
 from trackbook import columns as C
 
@@ -38,11 +40,16 @@ def test_history_equal_between_mlflow_and_aim(mlflow_store, aim_store, fixture_i
     pdt.assert_frame_equal(_by_key(left, fixture_ids["mlflow"]), _by_key(right, fixture_ids["aim"]))
 
 
-def test_http_server_returns_what_sqlite_returns(mlflow_store, http_store):
+@pytest.mark.parametrize("server", ["http_store", "stock_http_store"])
+def test_http_server_returns_what_sqlite_returns(mlflow_store, server, request):
+    """Through trackbook's Arrow endpoint and through MLflow's own JSON endpoints alike."""
+    http_store = request.getfixturevalue(server)
     pdt.assert_frame_equal(http_store.runs(), mlflow_store.runs())
-    runs = mlflow_store.runs("ppo-cartpole")
-    metrics = ["train/loss", "eval/mean_reward"]
-    pdt.assert_frame_equal(http_store.history(runs, metrics), mlflow_store.history(runs, metrics))
+    runs = mlflow_store.runs()
+    history = http_store.history(runs, cache=False)
+    pdt.assert_frame_equal(history, mlflow_store.history(runs, cache=False))
+    values = history[C.VALUE]
+    assert len(history) > 16_000 and values.isna().any() and np.isposinf(values).any() and np.isneginf(values).any()
     exps = mlflow_store.experiments()
     pdt.assert_frame_equal(http_store.experiments()[exps.columns], exps)
 

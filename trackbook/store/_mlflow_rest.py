@@ -1,5 +1,10 @@
 """Bulk reads from an ``mlflow server`` over REST: the HTTP path.
 
+A server started as ``mlflow server --app-name trackbook`` (``trackbook serve``) has
+one more endpoint (:mod:`trackbook.store._mlflow_app`) that sends every point of many
+runs as Arrow columns; it is asked first, and a server without it (404, or 501 for a
+store that is not SQL) is remembered and read through MLflow's own endpoints:
+
 The server's ``metrics/get-history-bulk`` endpoint returns one metric's points for up
 to 100 runs in one response, but at most 25,000 points, cut without a word. Its points
 come ordered by run id, so in a full response every run but the last one seen is
@@ -10,13 +15,16 @@ silently sampled. Requests run concurrently on a bounded pool.
 
 from __future__ import annotations
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.types import union_categoricals
 
 from trackbook import columns as C
+from trackbook.store._mlflow_app import ARROW_STREAM, MAX_METRICS, ROUTE
 from trackbook.store._mlflow_sql import restore_special_values
 
 BULK_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
@@ -25,6 +33,12 @@ BULK_MAX_RUNS = 100
 BULK_MAX_POINTS = 25_000
 PAGE_SIZE = 25_000
 WORKERS = 8
+ARROW_RUNS = 25  # runs per Arrow request: several requests, so that server workers share the work
+ARROW_WORKERS = 4
+
+#: Server URLs known to lack the Arrow endpoint (stock mlflow servers).
+_no_arrow: set[str] = set()
+_no_arrow_lock = threading.Lock()
 
 
 def host_creds_of(client: Any):
@@ -36,6 +50,59 @@ def host_creds_of(client: Any):
 
 def read_points(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
     """Every point of these metrics of these runs."""
+    if run_ids and metrics and host_creds.host not in _no_arrow:
+        frame = _read_arrow(host_creds, run_ids, metrics)
+        if frame is not None:
+            return frame
+    return _read_json(host_creds, run_ids, metrics)
+
+
+def _read_arrow(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame | None:
+    """Through trackbook's Arrow endpoint, or None where the server has none."""
+    tasks = [
+        (run_ids[i : i + ARROW_RUNS], metrics[j : j + MAX_METRICS])
+        for i in range(0, len(run_ids), ARROW_RUNS)
+        for j in range(0, len(metrics), MAX_METRICS)
+    ]
+    first = _arrow_request(host_creds, *tasks[0])
+    if first is None:
+        return None
+    with ThreadPoolExecutor(max_workers=min(ARROW_WORKERS, max(1, len(tasks) - 1))) as pool:
+        parts = [first, *pool.map(lambda task: _arrow_request(host_creds, *task), tasks[1:])]
+    if any(part is None for part in parts):  # the server changed under us: read it the other way
+        return None
+    if len(parts) == 1:
+        return first
+    return pd.DataFrame(
+        {
+            col: union_categoricals([p[col].astype("category") for p in parts])
+            if col in (C.RUN_ID, C.METRIC)
+            else np.concatenate([p[col].to_numpy() for p in parts])
+            for col in C.HISTORY_COLUMNS
+        }
+    )
+
+
+def _arrow_request(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame | None:
+    import pyarrow as pa
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    response = http_request(
+        host_creds=host_creds, endpoint=ROUTE, method="GET", params={"run_id": run_ids, "metric_key": metrics}
+    )
+    if response.status_code in (404, 501) or (
+        response.ok and not response.headers.get("Content-Type", "").startswith(ARROW_STREAM)
+    ):
+        with _no_arrow_lock:
+            _no_arrow.add(host_creds.host)
+        return None
+    verify_rest_response(response, ROUTE)
+    with pa.ipc.open_stream(response.content) as reader:
+        return reader.read_pandas()
+
+
+def _read_json(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
+    """Through MLflow's get-history-bulk (and paged get-history) endpoints."""
     tasks = [
         (metric, run_ids[i : i + BULK_MAX_RUNS]) for metric in metrics for i in range(0, len(run_ids), BULK_MAX_RUNS)
     ]
