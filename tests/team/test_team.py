@@ -8,9 +8,15 @@ from __future__ import annotations
 
 import collections
 import json
+import re
+import queue
+import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
+import time
 from pathlib import Path
 
 import optuna
@@ -18,7 +24,7 @@ import pytest
 
 import trackbook as tb
 from trackbook import columns as C
-from trackbook.servers import mlflow_server, postgres_server
+from trackbook.servers import free_port
 
 WRITERS = 8
 
@@ -54,11 +60,43 @@ tb.hpo.optimize(lambda t: -(t.params["x"] - 0.3) ** 2 - (t.params["y"] - 2) ** 2
 
 @pytest.fixture(scope="module")
 def team(tmp_path_factory):
-    """PostgreSQL with two databases (mlflow, optuna) and an mlflow server on it."""
+    """``trackbook serve``: PostgreSQL (databases mlflow, optuna) and an mlflow server on it.
+
+    Yields ``({"mlflow": sql_uri, "optuna": storage_uri}, server_url)`` as the command
+    prints them; Ctrl+C (SIGINT) must then stop both and exit 0.
+    """
     work = tmp_path_factory.mktemp("team")
-    with postgres_server(work, databases=("mlflow", "optuna")) as pg, \
-            mlflow_server(pg.uri("mlflow"), work / "server", workers=4) as url:
-        yield pg, url
+    proc = subprocess.Popen([str(Path(sys.executable).with_name("trackbook")), "serve", "--folder", str(work),
+                             "--port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        printed = _read_until(proc, "Ctrl+C", timeout=180)
+        found = dict(re.findall(r"^(mlflow server|direct SQL|optuna storage):\s+(\S+)", printed, re.M))
+        assert len(found) == 3, printed
+        yield {"mlflow": found["direct SQL"], "optuna": found["optuna storage"]}, found["mlflow server"]
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=120) == 0
+        for uri in (found["mlflow server"], found["direct SQL"]):  # both servers are gone
+            port = int(re.search(r":(\d+)(/|$)", uri.split("@")[-1]).group(1))
+            with pytest.raises(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _read_until(proc: subprocess.Popen, marker: str, timeout: float) -> str:
+    """What a process printed up to a line holding ``marker``; a thread keeps draining the pipe."""
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stdout], daemon=True).start()
+    deadline, printed = time.monotonic() + timeout, []
+    while time.monotonic() < deadline and (proc.poll() is None or not lines.empty()):
+        try:
+            printed.append(lines.get(timeout=1.0))
+        except queue.Empty:
+            continue
+        if marker in printed[-1]:
+            return "".join(printed)
+    raise AssertionError(f"no {marker!r} within {timeout}s; printed:\n{''.join(printed)[-3000:]}")
 
 
 def _train_concurrently(uri: str, experiment: str, folder: Path) -> list[dict]:
@@ -88,13 +126,13 @@ def _assert_exactly_once(store: tb.Store, results: list[dict]) -> None:
 
 
 def test_eight_trainings_log_to_one_server_on_postgresql(team, tmp_path: Path):
-    pg, url = team
+    uris, url = team
     results = _train_concurrently(url, "team-train", tmp_path)
     for result in results:
         assert not [w for w in result["warnings"] if "cannot write" in w], result["warnings"]
     _assert_exactly_once(tb.connect(url), results)
     # the same runs read directly from PostgreSQL through the bulk SQL path
-    direct = tb.connect(pg.uri("mlflow"))
+    direct = tb.connect(uris["mlflow"])
     over_http = tb.connect(url).history([r["run_id"] for r in results], cache=False)
     over_sql = direct.history([r["run_id"] for r in results], cache=False)
     key = [C.RUN_ID, C.METRIC, C.STEP, C.VALUE]
@@ -103,8 +141,8 @@ def test_eight_trainings_log_to_one_server_on_postgresql(team, tmp_path: Path):
 
 
 def test_three_optuna_workers_share_one_study_on_postgresql(team, tmp_path: Path):
-    pg, url = team
-    storage = pg.uri("optuna")
+    uris, url = team
+    storage = uris["optuna"]
     created = tb.hpo.optimize(lambda t: 0.0, {"x": {"low": 0.0, "high": 1.0}, "y": [1, 2, 3]}, n_trials=0,
                               store=url, experiment="team-study", study_name="team", storage=storage)
     script = tmp_path / "worker.py"
