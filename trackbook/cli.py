@@ -71,8 +71,17 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    import signal
     import time
     from pathlib import Path
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    # Ctrl+C and SIGTERM (a service manager's stop) both stop PostgreSQL and the mlflow server
+    # cleanly; set explicitly, since a shell's background job inherits SIGINT ignored.
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
 
     from trackbook.servers import mlflow_server, postgres_server
 
@@ -82,7 +91,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"mlflow server:   {url}          (training processes, notebooks: tb.connect(url))")
         print(f"direct SQL:      {pg.uri('mlflow')}  (read-only analysis without the server)")
         print(f"optuna storage:  {pg.uri('optuna')}  (tb.hpo.optimize(..., storage=...))")
-        print("Ctrl+C stops both.", flush=True)
+        print("Ctrl+C (or SIGTERM) stops both.", flush=True)
         try:
             while True:
                 time.sleep(3600)
