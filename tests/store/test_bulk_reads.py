@@ -68,6 +68,9 @@ def test_trackbook_server_sends_arrow_and_a_stock_server_is_read_through_json(
     assert json_reads == [] and http_store._host_creds.host not in _mlflow_rest._no_arrow
     assert isinstance(arrow[C.RUN_ID].dtype, pd.CategoricalDtype)
     pdt.assert_frame_equal(finish_history(arrow, ids), expected)
+    # a metric only some runs have: some requests come back empty
+    sparse = _mlflow_rest.read_points(http_store._host_creds, ids, ["train/loss"])
+    pdt.assert_frame_equal(finish_history(sparse, ids), finish_history(mlflow_store._read_history(ids, ["train/loss"]), ids))
 
     stock = _mlflow_rest.read_points(stock_http_store._host_creds, ids, metrics)
     assert len(json_reads) == 1 and stock_http_store._host_creds.host in _mlflow_rest._no_arrow

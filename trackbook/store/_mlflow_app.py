@@ -69,9 +69,8 @@ def _arrow_stream(store: Any, engine: Any, run_ids: list[str], metrics: list[str
 
     from trackbook.store._mlflow_sql import read_points
 
-    run_ids = _visible_runs(store, run_ids)
-    frame = read_points(engine, run_ids, metrics) if run_ids else None
-    table = pa.Table.from_pandas(frame, preserve_index=False) if frame is not None else _empty_table()
+    frame = read_points(engine, _visible_runs(store, run_ids), metrics)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:
         writer.write_table(table)
@@ -88,11 +87,3 @@ def _visible_runs(store: Any, run_ids: list[str]) -> list[str]:
     with store.ManagedSessionMaker() as session:
         return list(filter_ids(session, EntityAssociationType.RUN, list(run_ids)))
 
-
-def _empty_table() -> Any:
-    import pandas as pd
-    import pyarrow as pa
-
-    from trackbook import columns as C
-
-    return pa.Table.from_pandas(pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS}), preserve_index=False)

@@ -15,7 +15,6 @@ silently sampled. Requests run concurrently on a bounded pool.
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -38,7 +37,6 @@ ARROW_WORKERS = 4
 
 #: Server URLs known to lack the Arrow endpoint (stock mlflow servers).
 _no_arrow: set[str] = set()
-_no_arrow_lock = threading.Lock()
 
 
 def host_creds_of(client: Any):
@@ -71,8 +69,10 @@ def _read_arrow(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.D
         parts = [first, *pool.map(lambda task: _arrow_request(host_creds, *task), tasks[1:])]
     if any(part is None for part in parts):  # the server changed under us: read it the other way
         return None
+    # Requests that found no points carry label columns of another type; they add nothing.
+    parts = [p for p in parts if len(p)] or [first]
     if len(parts) == 1:
-        return first
+        return parts[0]
     return pd.DataFrame(
         {
             col: union_categoricals([p[col].astype("category") for p in parts])
@@ -93,8 +93,7 @@ def _arrow_request(host_creds: Any, run_ids: list[str], metrics: list[str]) -> p
     if response.status_code in (404, 501) or (
         response.ok and not response.headers.get("Content-Type", "").startswith(ARROW_STREAM)
     ):
-        with _no_arrow_lock:
-            _no_arrow.add(host_creds.host)
+        _no_arrow.add(host_creds.host)
         return None
     verify_rest_response(response, ROUTE)
     with pa.ipc.open_stream(response.content) as reader:

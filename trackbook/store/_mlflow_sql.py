@@ -80,7 +80,7 @@ def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
 
 def read_points(engine: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
     """Every point of these metrics of these runs, ordered by run, metric and step."""
-    if not metrics:
+    if not metrics or not run_ids:
         return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
     conn, ph = _connect(engine)
     try:
