@@ -18,6 +18,7 @@ import textwrap
 import threading
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import optuna
 import pytest
@@ -76,9 +77,8 @@ def team(tmp_path_factory):
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0
         for uri in (found["mlflow server"], found["direct SQL"]):  # both servers are gone
-            port = int(re.search(r":(\d+)(/|$)", uri.split("@")[-1]).group(1))
             with pytest.raises(OSError):
-                socket.create_connection(("127.0.0.1", port), timeout=2).close()
+                socket.create_connection(("127.0.0.1", urlsplit(uri).port), timeout=2).close()
     finally:
         if proc.poll() is None:
             proc.kill()
