@@ -66,7 +66,7 @@ def aim_repo(n_runs: int, n_metrics: int, n_steps: int) -> Path:
     import aim
 
     from trackbook import _aim
-    from trackbook import columns as C
+    from trackbook import layout as L
 
     # Built in place (Aim's open containers must not see their folder move), marked when done.
     shutil.rmtree(folder, ignore_errors=True)
@@ -78,8 +78,8 @@ def aim_repo(n_runs: int, n_metrics: int, n_steps: int) -> Path:
         run = aim.Run(repo=str(folder), experiment=EXPERIMENT, system_tracking_interval=None,
                       capture_terminal_logs=False)
         run.name = f"run-{r:04d}"
-        run[C.AIM_PARAMS_KEY] = {"learning_rate": float(10 ** rng.uniform(-5, -2)), "seed": r}
-        run[C.AIM_TRACKBOOK_KEY] = {"status": "FINISHED", "parent_run_id": None}
+        run[L.AIM_PARAMS_KEY] = {"learning_rate": float(10 ** rng.uniform(-5, -2)), "seed": r}
+        run[L.AIM_TRACKBOOK_KEY] = {"status": "FINISHED", "parent_run_id": None}
         for name in names:
             for s, v in enumerate(_series(rng, n_steps).tolist()):
                 run.track(v, name=name, step=s)

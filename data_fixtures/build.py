@@ -236,7 +236,7 @@ def write_aim(repo_path: Path) -> dict[str, str]:
     import aim
 
     from trackbook import _aim
-    from trackbook import columns as C
+    from trackbook import layout as L
 
     repo_path.mkdir(parents=True, exist_ok=True)
     repo = _aim.open_repo(repo_path, init=True)
@@ -248,12 +248,12 @@ def write_aim(repo_path: Path) -> dict[str, str]:
                           log_system_params=False, capture_terminal_logs=False)
             ids[spec.key] = run.hash
             run.name = spec.name
-            run[C.AIM_PARAMS_KEY] = spec.params
+            run[L.AIM_PARAMS_KEY] = spec.params
             tags = dict(spec.tags)
             if spec.base:
-                tags[C.TAG_BASE_RUN] = ids[spec.base]
-            run[C.AIM_TAGS_KEY] = tags
-            run[C.AIM_TRACKBOOK_KEY] = {
+                tags[L.TAG_BASE_RUN] = ids[spec.base]
+            run[L.AIM_TAGS_KEY] = tags
+            run[L.AIM_TRACKBOOK_KEY] = {
                 "status": spec.status,
                 "parent_run_id": ids[spec.parent] if spec.parent else None,
                 # Aim stamps its own clock on runs; the fixture's clock goes in the heartbeat

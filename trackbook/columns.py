@@ -79,23 +79,37 @@ KILLED = "KILLED"
 STATUSES = (RUNNING, SCHEDULED, FINISHED, FAILED, KILLED)
 FINAL_STATUSES = (FINISHED, FAILED, KILLED)
 
-# Tags and metrics with a meaning across trackbook.
-TAG_BASE_RUN = "base_model_run_id"
-TAG_MLFLOW_PARENT = "mlflow.parentRunId"
-TAG_MLFLOW_RUN_NAME = "mlflow.runName"
-#: Tags with these prefixes are bookkeeping, not shown as ``tags.*`` columns.
-SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbook.")
-TAG_HEARTBEAT = "trackbook.heartbeat"
-METRIC_PREVIOUS_TIMESTEPS = "previous_timesteps"
-METRIC_TOTAL_TIMESTEPS = "total_timesteps"
-# A study's trial runs (written by tb.hpo.optimize, read by store.study).
-TAG_TRIAL_NUMBER = "trial_number"
-TAG_TRIAL_STATE = "trial_state"  # Optuna's state: COMPLETE, PRUNED, FAIL
-TAG_STUDY_NAME = "study_name"
-METRIC_OBJECTIVE = "objective"
-
-# Where trackbook keeps MLflow's concepts inside an Aim run (written by the tracker
-# and the fixtures, read by the Aim store).
-AIM_PARAMS_KEY = "hparams"
-AIM_TAGS_KEY = "tags"
-AIM_TRACKBOOK_KEY = "trackbook"  # {"status": ..., "parent_run_id": ...}
+# Columns analysis adds (chains, studies, comparisons).
+#: ``Chain.runs``: position in the chain (root = 0) and the global step its own steps start at.
+POSITION = "position"
+OFFSET = "offset"
+#: ``Chain.history()``: the chain-wide step and the run's position.
+GLOBAL_STEP = "global_step"
+SEGMENT = "segment"
+#: ``chains()``: one row per run of the experiment's chain trees.
+ROOT_RUN_ID = "root_run_id"
+DEPTH = "depth"
+CHILDREN = "children"
+MISSING_BASE = "missing_base"
+#: ``Chain.links()``: one row per link and metric.
+TIMESTEPS_ADDED = "timesteps_added"
+BEFORE = "before"
+AFTER = "after"
+DELTA = "delta"
+LINK_COLUMNS = [POSITION, RUN_ID, NAME, BASE_RUN_ID, TIMESTEPS_ADDED, METRIC, BEFORE, AFTER, DELTA]
+#: ``Study.trials``: then the trials' ``params.*``.
+TRIAL_NUMBER = "trial_number"
+STATE = "state"
+OBJECTIVE = "objective"
+TRIAL_COLUMNS = [TRIAL_NUMBER, RUN_ID, NAME, STATUS, STATE, OBJECTIVE, DURATION, START_TIME]
+#: ``Study.importance()``.
+PARAM = "param"
+IMPORTANCE = "importance"
+#: ``studies()``: one row per study, with a count per trial state (COMPLETE, PRUNED, FAIL, RUNNING).
+DIRECTION = "direction"
+N_TRIALS = "n_trials"
+BEST_OBJECTIVE = "best_objective"
+#: ``compare()``: per metric ``final.<m>``, ``best.<m>`` and ``rank.<m>``.
+FINAL_PREFIX = "final."
+BEST_PREFIX = "best."
+RANK_PREFIX = "rank."

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook.analysis._series import series_summary
 from trackbook.errors import ChainCycle, RunNotFound
 
@@ -166,7 +167,7 @@ class Chain:
         rows = []
         for i in range(1, len(self.runs)):
             run, base = self.runs.iloc[i], self.runs.iloc[i - 1]
-            end = _logged(run, C.METRIC_TOTAL_TIMESTEPS)
+            end = _logged(run, L.METRIC_TOTAL_TIMESTEPS)
             added = (end - offsets[i]) if end is not None else np.nan
             for metric in metrics:
                 before = summary.get((base[C.RUN_ID], metric), nan)["last"]
@@ -260,7 +261,7 @@ def _logged(run: pd.Series, metric: str) -> int | None:
 def _offsets(store: Store, runs: pd.DataFrame) -> list[int]:
     """Global step at which each run of the chain starts (see :meth:`Chain.history`)."""
     unknown_end = [rid for rid, (_, run) in zip(runs[C.RUN_ID], runs.iterrows(), strict=True)
-                   if _logged(run, C.METRIC_TOTAL_TIMESTEPS) is None]
+                   if _logged(run, L.METRIC_TOTAL_TIMESTEPS) is None]
     # Points are read (in one query) only for runs where nothing says where they ended.
     last_steps: dict[str, int] = {}
     if unknown_end:
@@ -269,9 +270,9 @@ def _offsets(store: Store, runs: pd.DataFrame) -> list[int]:
     offsets: list[int] = []
     previous_end = 0
     for _, run in runs.iterrows():
-        offset = 0 if run[POSITION] == 0 else (_logged(run, C.METRIC_PREVIOUS_TIMESTEPS) or previous_end)
+        offset = 0 if run[POSITION] == 0 else (_logged(run, L.METRIC_PREVIOUS_TIMESTEPS) or previous_end)
         offsets.append(offset)
-        previous_end = _logged(run, C.METRIC_TOTAL_TIMESTEPS)
+        previous_end = _logged(run, L.METRIC_TOTAL_TIMESTEPS)
         if previous_end is None:
             last = int(last_steps.get(run[C.RUN_ID], 0))
             previous_end = last + offset if last < offset else last

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook.errors import RunNotFound, TrackbookError
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from trackbook.store.base import Store
 
 #: Columns of ``Study.trials`` besides the trial runs' ``params.*``.
-TRIAL_NUMBER = C.TAG_TRIAL_NUMBER
-OBJECTIVE = C.METRIC_OBJECTIVE
+TRIAL_NUMBER = L.TAG_TRIAL_NUMBER
+OBJECTIVE = L.METRIC_OBJECTIVE
 STATE = "state"
 TRIAL_COLUMNS = [TRIAL_NUMBER, C.RUN_ID, C.NAME, C.STATUS, STATE, OBJECTIVE, C.DURATION, C.START_TIME]
 #: Columns of :meth:`Study.importance`.
@@ -227,7 +228,7 @@ def _trials_frame(trials: pd.DataFrame, objective_metric: str | None) -> pd.Data
         fallback = _metric(trials, objective_metric).where(trials[C.STATUS] == C.FINISHED)
         objective = objective.fillna(fallback)
     state = trials[C.STATUS].map(_STATES).fillna("FAIL")
-    tagged = trials.get(C.TAGS_PREFIX + C.TAG_TRIAL_STATE)
+    tagged = trials.get(C.TAGS_PREFIX + L.TAG_TRIAL_STATE)
     if tagged is not None:
         state = tagged.where(tagged.notna(), state)
     # Optuna marks a trial whose objective is NaN as failed; so do we.

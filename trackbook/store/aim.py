@@ -18,6 +18,7 @@ import pandas as pd
 
 from trackbook import _aim
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook.errors import RunNotFound
 from trackbook.store.base import RunRecord, Store
 
@@ -197,7 +198,7 @@ def _raw_series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
-    meta = run.get(C.AIM_TRACKBOOK_KEY, None) or {}
+    meta = run.get(L.AIM_TRACKBOOK_KEY, None) or {}
     status = meta.get("status") or (C.RUNNING if run.active else C.FINISHED)
     end_time = None if status == C.RUNNING else run.end_time
     experiment = run.experiment or ""
@@ -209,8 +210,8 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
         status=status,
         start_time=None if run.creation_time is None else run.creation_time * 1000.0,
         end_time=None if end_time is None else end_time * 1000.0,
-        params=_flatten(run.get(C.AIM_PARAMS_KEY, None) or {}),
-        tags={str(k): str(v) for k, v in (run.get(C.AIM_TAGS_KEY, None) or {}).items()},
+        params=_flatten(run.get(L.AIM_PARAMS_KEY, None) or {}),
+        tags={str(k): str(v) for k, v in (run.get(L.AIM_TAGS_KEY, None) or {}).items()},
         metrics=_last_values(run),
         parent_run_id=meta.get("parent_run_id"),
         last_activity=meta.get("heartbeat"),

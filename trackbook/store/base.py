@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook._uri import redact_uri
 from trackbook.errors import (
     ExperimentNotFound,
@@ -391,10 +392,10 @@ def runs_frame(records: Iterable[RunRecord], *, stale_after: float = 900.0) -> p
             C.START_TIME: r.start_time,
             C.END_TIME: r.end_time,
             C.PARENT_RUN_ID: r.parent_run_id,
-            C.BASE_RUN_ID: r.tags.get(C.TAG_BASE_RUN) or None,
+            C.BASE_RUN_ID: r.tags.get(L.TAG_BASE_RUN) or None,
         }
         row.update({C.PARAMS_PREFIX + k: str(v) for k, v in r.params.items()})
-        row.update({C.TAGS_PREFIX + k: str(v) for k, v in r.tags.items() if not k.startswith(C.SYSTEM_TAG_PREFIXES)})
+        row.update({C.TAGS_PREFIX + k: str(v) for k, v in r.tags.items() if not k.startswith(L.SYSTEM_TAG_PREFIXES)})
         row.update({C.METRICS_PREFIX + k: float(v) for k, v in r.metrics.items()})
         rows.append(row)
     frame = pd.DataFrame.from_records(rows)

@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook.errors import StoreUnavailable
 from trackbook.store import _mlflow_rest, _mlflow_sql
 from trackbook.store._mlflow_sql import restore_special_values
@@ -161,7 +162,7 @@ def _record(run: Any, experiment_names: dict[str, str]) -> RunRecord:
     info, data = run.info, run.data
     return RunRecord(
         run_id=info.run_id,
-        name=info.run_name or data.tags.get(C.TAG_MLFLOW_RUN_NAME, ""),
+        name=info.run_name or data.tags.get(L.TAG_MLFLOW_RUN_NAME, ""),
         experiment_id=info.experiment_id,
         experiment=experiment_names.get(info.experiment_id, ""),
         status=info.status,
@@ -170,13 +171,13 @@ def _record(run: Any, experiment_names: dict[str, str]) -> RunRecord:
         params=dict(data.params),
         tags=dict(data.tags),
         metrics={k: restore_special_values(v) for k, v in data.metrics.items()},
-        parent_run_id=data.tags.get(C.TAG_MLFLOW_PARENT),
+        parent_run_id=data.tags.get(L.TAG_MLFLOW_PARENT),
         metric_signatures={
             m.key: [int(m.step), int(m.timestamp), repr(float(m.value))] for m in getattr(data, "_metric_objs", [])
         }
         or None,
         last_activity=max(
-            [float(data.tags.get(C.TAG_HEARTBEAT) or 0)] + [float(m.timestamp) for m in getattr(data, "_metric_objs", [])]
+            [float(data.tags.get(L.TAG_HEARTBEAT) or 0)] + [float(m.timestamp) for m in getattr(data, "_metric_objs", [])]
         )
         or None,
     )

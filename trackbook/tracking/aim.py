@@ -11,6 +11,7 @@ from pathlib import Path
 
 from trackbook import _aim
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook.tracking._outbox import Op
 from trackbook.tracking.base import HealthReport, Tracker
 
@@ -26,9 +27,9 @@ class AimTracker(Tracker):
         self._aim_run = None
 
     def _meta(self, **changes) -> None:
-        meta = dict(self._aim_run.get(C.AIM_TRACKBOOK_KEY, None) or {})
+        meta = dict(self._aim_run.get(L.AIM_TRACKBOOK_KEY, None) or {})
         meta.update(changes)
-        self._aim_run[C.AIM_TRACKBOOK_KEY] = meta
+        self._aim_run[L.AIM_TRACKBOOK_KEY] = meta
 
     def _send(self, op: Op) -> None:
         import aim
@@ -42,17 +43,17 @@ class AimTracker(Tracker):
                 capture_terminal_logs=False, log_system_params=False,
             )
             run.name = p["name"] or run.hash
-            run[C.AIM_TAGS_KEY] = p["tags"]
-            run[C.AIM_PARAMS_KEY] = {}
+            run[L.AIM_TAGS_KEY] = p["tags"]
+            run[L.AIM_PARAMS_KEY] = {}
             self._aim_run = run
             self._meta(status=C.RUNNING, parent_run_id=p["parent_run_id"], heartbeat=p["start_ms"])
             self._created(run.hash)
             return
         run = self._aim_run
         if op.kind == "params":
-            run[C.AIM_PARAMS_KEY] = {**(run.get(C.AIM_PARAMS_KEY, None) or {}), **p}
+            run[L.AIM_PARAMS_KEY] = {**(run.get(L.AIM_PARAMS_KEY, None) or {}), **p}
         elif op.kind == "tags":
-            run[C.AIM_TAGS_KEY] = {**(run.get(C.AIM_TAGS_KEY, None) or {}), **p}
+            run[L.AIM_TAGS_KEY] = {**(run.get(L.AIM_TAGS_KEY, None) or {}), **p}
         elif op.kind == "metrics":
             for key, value, _ts, step in p:
                 run.track(value, name=key, step=step)

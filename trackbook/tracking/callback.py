@@ -15,6 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook.tracking import _lifecycle, default_experiment, make_tracker
 from trackbook.tracking.base import Tracker
 from trackbook.tracking.environment import environment_info, environment_tags
@@ -163,7 +164,7 @@ class TrackingCallback(BaseCallback):
         self.offset = previous - int(self.model.num_timesteps)
         tags = {**self.extra_tags, "algorithm": type(self.model).__name__}
         if self.base_run_id:
-            tags[C.TAG_BASE_RUN] = self.base_run_id
+            tags[L.TAG_BASE_RUN] = self.base_run_id
         info = environment_info()
         tags.update(environment_tags(info))
         params = self._params()
@@ -186,7 +187,7 @@ class TrackingCallback(BaseCallback):
 
             self.tracker.log_text(config_to_yaml(self.config), "config.yaml")
         if self.base_run_id or previous:
-            self._log({C.METRIC_PREVIOUS_TIMESTEPS: previous}, previous)
+            self._log({L.METRIC_PREVIOUS_TIMESTEPS: previous}, previous)
         self._writer = _SB3Writer(self)
         self.model.logger.output_formats.append(self._writer)
         _lifecycle.training_started(self.tracker)
@@ -225,7 +226,7 @@ class TrackingCallback(BaseCallback):
         self._detach_writer()
         step = self.global_step
         self._save(self.save_path / "model" / "model.zip", "model")
-        self._log({C.METRIC_TOTAL_TIMESTEPS: step}, step)
+        self._log({L.METRIC_TOTAL_TIMESTEPS: step}, step)
         _lifecycle.training_ended(self.tracker)
         if self._owns_run:
             self.tracker.end_run(C.FINISHED)
@@ -265,7 +266,7 @@ class TrackingCallback(BaseCallback):
         if self.previous_timesteps is not None:
             return int(self.previous_timesteps)
         if self.base_run_id and hasattr(self.store, "run"):
-            total = self.store.run(self.base_run_id).get(C.METRICS_PREFIX + C.METRIC_TOTAL_TIMESTEPS)
+            total = self.store.run(self.base_run_id).get(C.METRICS_PREFIX + L.METRIC_TOTAL_TIMESTEPS)
             if total is not None:
                 return int(total)
         return 0
@@ -410,7 +411,7 @@ def continue_training(
         ``(model, callback)``; ``callback.run_id`` is the new run.
     """
     base = store.run(base_run_id)
-    previous = base.get(C.METRICS_PREFIX + C.METRIC_TOTAL_TIMESTEPS)
+    previous = base.get(C.METRICS_PREFIX + L.METRIC_TOTAL_TIMESTEPS)
     model = load_model_of_run(store, base_run_id, env=env)
     cb = TrackingCallback(
         store,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook.tracking import default_experiment, make_tracker, resolve_tracking_uri
 from trackbook.tracking.base import Tracker
 
@@ -169,7 +170,7 @@ def optimize(
             experiment, name=study.study_name,
             params={"direction": direction, "objective": metric, "n_trials": n_trials,
                     "sampler": type(study.sampler).__name__, **{f"space.{k}": repr(v) for k, v in space.items()}},
-            tags={C.TAG_STUDY_NAME: study.study_name, "optuna.storage": _storage_label(storage)},
+            tags={L.TAG_STUDY_NAME: study.study_name, "optuna.storage": _storage_label(storage)},
         )
         if parent_run_id is None:
             _log.warning("trackbook: the tracking store is down; trials are logged without a parent run.")
@@ -181,26 +182,26 @@ def optimize(
         tracker = make_tracker(uri)
         tracker.start_run(
             experiment, name=f"{study.study_name}-trial-{optuna_trial.number}", params=params,
-            tags={C.TAG_TRIAL_NUMBER: optuna_trial.number, C.TAG_STUDY_NAME: study.study_name},
+            tags={L.TAG_TRIAL_NUMBER: optuna_trial.number, L.TAG_STUDY_NAME: study.study_name},
             parent_run_id=parent_run_id,
         )
         trial = Trial(optuna_trial, params, tracker, experiment)
         try:
             value = float(objective(trial))
         except optuna.TrialPruned:
-            tracker.set_tags({C.TAG_TRIAL_STATE: "PRUNED"})
+            tracker.set_tags({L.TAG_TRIAL_STATE: "PRUNED"})
             tracker.end_run(C.KILLED)
             raise
         except BaseException as exc:
-            tracker.set_tags({C.TAG_TRIAL_STATE: "FAIL", "error": f"{type(exc).__name__}: {exc}"[:500]})
+            tracker.set_tags({L.TAG_TRIAL_STATE: "FAIL", "error": f"{type(exc).__name__}: {exc}"[:500]})
             tracker.end_run(C.KILLED if isinstance(exc, KeyboardInterrupt) else C.FAILED)
             raise
         if math.isnan(value):
-            tracker.set_tags({C.TAG_TRIAL_STATE: "FAIL", "error": "the objective returned NaN"})
+            tracker.set_tags({L.TAG_TRIAL_STATE: "FAIL", "error": "the objective returned NaN"})
             tracker.end_run(C.FAILED)
             return value  # Optuna marks it failed
-        tracker.set_tags({C.TAG_TRIAL_STATE: "COMPLETE"})
-        tracker.end_run(C.FINISHED, final_metrics={C.METRIC_OBJECTIVE: value}, step=optuna_trial.number)
+        tracker.set_tags({L.TAG_TRIAL_STATE: "COMPLETE"})
+        tracker.end_run(C.FINISHED, final_metrics={L.METRIC_OBJECTIVE: value}, step=optuna_trial.number)
         return value
 
     try:

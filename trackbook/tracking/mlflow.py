@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from trackbook import columns as C
+from trackbook import layout as L
 from trackbook._uri import redact_uri
 from trackbook.tracking._outbox import Op
 from trackbook.tracking.base import HealthReport, Tracker, now_ms
@@ -46,8 +46,8 @@ class MLflowTracker(Tracker):
         if op.kind == "create":
             tags = dict(p["tags"])
             if p["parent_run_id"]:
-                tags[C.TAG_MLFLOW_PARENT] = p["parent_run_id"]
-            tags[C.TAG_HEARTBEAT] = str(p["start_ms"])
+                tags[L.TAG_MLFLOW_PARENT] = p["parent_run_id"]
+            tags[L.TAG_HEARTBEAT] = str(p["start_ms"])
             run = client.create_run(
                 self._experiment_id(p["experiment"]), start_time=p["start_ms"], tags=tags, run_name=p["name"]
             )
@@ -69,7 +69,7 @@ class MLflowTracker(Tracker):
             else:
                 client.log_artifact(self.run_id, p["path"], artifact_path=p["artifact_path"])
         elif op.kind == "heartbeat":
-            client.set_tag(self.run_id, C.TAG_HEARTBEAT, str(p["ms"]))
+            client.set_tag(self.run_id, L.TAG_HEARTBEAT, str(p["ms"]))
         elif op.kind == "terminate":
             client.set_terminated(self.run_id, p["status"], end_time=p["end_ms"])
         else:  # pragma: no cover - a programming error

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook import plots
 from trackbook.analysis.compare import compare
 from trackbook.widgets._base import Panel, figure_widget, show_figure, table_html
@@ -249,7 +250,7 @@ class StudyPanel(Panel):
             return
         hist = self.store.history(run_id, max_points=1000)
         logged = set(hist[C.METRIC].astype(str))
-        metrics = [m for m in (self.metric, "rollout/ep_rew_mean", C.METRIC_OBJECTIVE) if m in logged] or sorted(logged)[:2]
+        metrics = [m for m in (self.metric, "rollout/ep_rew_mean", L.METRIC_OBJECTIVE) if m in logged] or sorted(logged)[:2]
         runs = self.study.trials[self.study.trials[C.RUN_ID] == run_id]
         show_figure(self.trial_fig, plots.learning_curves(hist, metrics, runs=runs, title="Trial curves"))
 

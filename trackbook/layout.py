@@ -1,0 +1,90 @@
+"""The run layout: the names a run carries in a store, shared by writers and readers.
+
+``trackbook.columns`` names the columns of the frames trackbook returns; this module
+names what lives *inside* a store: tags, params and metrics with a meaning, the trial
+states of a study, where trackbook keeps MLflow's concepts in an Aim run, and the kinds
+of write operation a tracker delivers. Writers (``trackbook.tracking``) write these
+names and readers (``trackbook.store``, ``trackbook.analysis``) read them; nothing
+else spells them.
+
+Enhancement chains:
+    a continued run carries the tag ``base_model_run_id`` (its base's run id) and logs
+    the metric ``previous_timesteps`` (timesteps of the chain before it); every
+    training logs ``total_timesteps`` (the chain-wide step it ended at).
+
+Studies:
+    the parent run has the params ``direction`` (maximize/minimize), ``objective``
+    (the metric optimised) and ``space.<name>`` (the search space, one per searched
+    hyper-parameter); each trial is a child run (MLflow's ``mlflow.parentRunId``) with
+    the tags ``trial_number``, ``trial_state`` and ``study_name`` and the metric
+    ``objective``.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+# ------------------------------------------------------------------- chains
+TAG_BASE_RUN = "base_model_run_id"
+METRIC_PREVIOUS_TIMESTEPS = "previous_timesteps"
+METRIC_TOTAL_TIMESTEPS = "total_timesteps"
+
+# ------------------------------------------------------------ MLflow's own tags
+TAG_MLFLOW_PARENT = "mlflow.parentRunId"
+TAG_MLFLOW_RUN_NAME = "mlflow.runName"
+#: Tags with these prefixes are bookkeeping, not shown as ``tags.*`` columns.
+SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbook.")
+#: Last sign of life of a run, ms since the epoch (written every 30 s while training).
+TAG_HEARTBEAT = "trackbook.heartbeat"
+
+# ------------------------------------------------------------ what a training is
+TAG_ALGORITHM = "algorithm"
+PARAM_ALGORITHM = "algorithm"
+#: Artifact paths the SB3 callback writes and ``continue_training`` reads back.
+MODEL_ARTIFACT = "model/model.zip"
+MODEL_DIR = "model"
+BEST_MODEL_DIR = "best_model"
+CHECKPOINT_DIR = "checkpoints"
+
+# ------------------------------------------------------------------- studies
+TAG_TRIAL_NUMBER = "trial_number"
+TAG_TRIAL_STATE = "trial_state"
+TAG_STUDY_NAME = "study_name"
+TAG_TRIAL_ERROR = "error"
+METRIC_OBJECTIVE = "objective"
+PARAM_DIRECTION = "direction"
+PARAM_OBJECTIVE = "objective"
+#: ``space.<name>`` params of a study's parent run name the searched hyper-parameters.
+PARAM_SPACE_PREFIX = "space."
+MAXIMIZE, MINIMIZE = "maximize", "minimize"
+DIRECTIONS = (MAXIMIZE, MINIMIZE)
+
+#: Trial states, in Optuna's names.
+COMPLETE = "COMPLETE"
+PRUNED = "PRUNED"
+FAIL = "FAIL"
+TRIAL_RUNNING = "RUNNING"
+WAITING = "WAITING"
+TRIAL_STATES = (COMPLETE, PRUNED, FAIL, TRIAL_RUNNING, WAITING)
+
+# ------------------------------------------------- MLflow's concepts in an Aim run
+AIM_PARAMS_KEY = "hparams"
+AIM_TAGS_KEY = "tags"
+#: ``run["trackbook"]``: a dict with the keys below.
+AIM_TRACKBOOK_KEY = "trackbook"
+AIM_STATUS = "status"
+AIM_PARENT_RUN_ID = "parent_run_id"
+AIM_HEARTBEAT = "heartbeat"
+AIM_END_MS = "end_ms"
+
+
+class OpKind(StrEnum):
+    """The kinds of write a tracker queues and a backend delivers, in order."""
+
+    CREATE = "create"
+    PARAMS = "params"
+    TAGS = "tags"
+    METRICS = "metrics"
+    ARTIFACT = "artifact"
+    HEARTBEAT = "heartbeat"
+    TERMINATE = "terminate"
