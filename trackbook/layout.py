@@ -22,6 +22,8 @@ Studies:
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from enum import StrEnum
 
 # ------------------------------------------------------------------- chains
@@ -88,3 +90,23 @@ class OpKind(StrEnum):
     ARTIFACT = "artifact"
     HEARTBEAT = "heartbeat"
     TERMINATE = "terminate"
+
+
+# ------------------------------------------------------------ what "better" means
+#: Metric names that read as lower-is-better unless the caller says otherwise.
+LOWER_IS_BETTER = re.compile(r"loss|error|mse|mae|rmse|regret|perplexity|drawdown|latency", re.IGNORECASE)
+MAX, MIN = "max", "min"
+
+
+def metric_goal(metric: str, goals: Mapping[str, str] | None = None) -> str:
+    """``"max"`` or ``"min"`` for ``metric``: from ``goals`` (``{metric: "min"}``), else
+    ``"min"`` for loss/error-like names, else ``"max"``. The one rule for "better"
+    (comparisons, chain links, study directions, seed statistics).
+
+    Raises:
+        ValueError: ``goals`` gives something other than "max" or "min".
+    """
+    goal = (goals or {}).get(metric) or (MIN if LOWER_IS_BETTER.search(metric) else MAX)
+    if goal not in (MAX, MIN):
+        raise ValueError(f"goals[{metric!r}]={goal!r}: use 'max' or 'min'.")
+    return goal

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook import layout as L
 from trackbook.analysis._series import series_summary
 
 if TYPE_CHECKING:
@@ -16,17 +16,7 @@ if TYPE_CHECKING:
 
     from trackbook.store.base import RunsLike, Store
 
-#: Metric names that read as lower-is-better unless ``goals`` says otherwise.
-LOWER_IS_BETTER = re.compile(r"loss|error|mse|mae|rmse|regret|perplexity", re.IGNORECASE)
-FINAL, BEST, RANK = "final.", "best.", "rank."
-
-
-def goal_of(metric: str, goals: Mapping[str, str] | None = None) -> str:
-    """``"max"`` or ``"min"``: from ``goals``, else ``min`` for loss/error-like names."""
-    goal = (goals or {}).get(metric) or ("min" if LOWER_IS_BETTER.search(metric) else "max")
-    if goal not in ("max", "min"):
-        raise ValueError(f"goals[{metric!r}]={goal!r}: use 'max' or 'min'.")
-    return goal
+FINAL, BEST, RANK = C.FINAL_PREFIX, C.BEST_PREFIX, C.RANK_PREFIX
 
 
 def compare(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
@@ -52,7 +42,7 @@ def compare(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
     summary = series_summary(store.history(run_ids, metrics))
     nan = {"last": np.nan, "max": np.nan, "min": np.nan}
     for metric in metrics:
-        goal = goal_of(metric, goals)
+        goal = L.metric_goal(metric, goals)
         stats = [summary.get((rid, metric), nan) for rid in out[C.RUN_ID]]
         final = pd.Series([s["last"] for s in stats], index=out.index, dtype=float)
         out[FINAL + metric] = final
