@@ -54,3 +54,7 @@ class ChainCycle(TrackbookError):
 
 class ConfigError(TrackbookError, ValueError):
     """An experiment config is missing, malformed, or has a bad key or value."""
+
+
+class ReadOnlyStore(UnsupportedStoreURI):
+    """A writer was given a store trackbook only reads (a folder of TensorBoard event files)."""

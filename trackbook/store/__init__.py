@@ -20,7 +20,8 @@ def connect(uri: str | os.PathLike[str] | None = None) -> Store:
 
     Args:
         uri: an MLflow tracking URI (``sqlite:///mlflow.db``, ``postgresql://...``,
-            ``http://host:port``) or an Aim repository (``aim:///path``). If None,
+            ``http://host:port``), an Aim repository (``aim:///path``) or a folder of
+            TensorBoard event files (``tensorboard:///path``, read-only). If None,
             $MLFLOW_TRACKING_URI, else ``sqlite:///mlflow.db`` in the working folder.
 
     Returns:
@@ -35,6 +36,10 @@ def connect(uri: str | os.PathLike[str] | None = None) -> Store:
         from trackbook.store.aim import AimStore
 
         store: Store = AimStore(resolved)
+    elif resolved.startswith("tensorboard://"):
+        from trackbook.store.tensorboard import TensorBoardStore
+
+        store = TensorBoardStore(resolved)
     else:
         from trackbook.store.mlflow import MLflowStore
 
@@ -53,7 +58,11 @@ def __getattr__(name: str):
         from trackbook.store.aim import AimStore
 
         return AimStore
+    if name == "TensorBoardStore":
+        from trackbook.store.tensorboard import TensorBoardStore
+
+        return TensorBoardStore
     raise AttributeError(name)
 
 
-__all__ = ["AimStore", "DEFAULT_URI", "MLflowStore", "RunRecord", "Store", "connect", "resolve_uri"]
+__all__ = ["AimStore", "DEFAULT_URI", "MLflowStore", "RunRecord", "Store", "TensorBoardStore", "connect", "resolve_uri"]

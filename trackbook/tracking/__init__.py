@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trackbook._uri import resolve_uri
+from trackbook._uri import check_writable, resolve_uri
 from trackbook.tracking.base import HealthReport, Tracker
 
 DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"
@@ -28,13 +28,22 @@ def resolve_tracking_uri(uri: Any = None, backend: str | None = None) -> str:
     - MLflow: ``$MLFLOW_TRACKING_URI``, then ``uri``, then
       ``sqlite:///$ML_STORAGE_PATH/mlflow.db``, then ``sqlite:///mlflow.db`` here;
     - Aim: ``$AIM_REPO_PATH``, then ``uri``, then ``$ML_STORAGE_PATH/aim``, then ``./aim``.
+
+    Raises:
+        ReadOnlyStore: the URI names a store trackbook only reads (``tensorboard://``).
     """
+    return check_writable(_resolve_tracking_uri(uri, backend))
+
+
+def _resolve_tracking_uri(uri: Any = None, backend: str | None = None) -> str:
     if uri is not None and hasattr(uri, "uri"):
         return str(uri.uri)
     text = None if uri is None else os.fspath(uri)
     chosen = (backend or os.environ.get("ML_TRACKING_BACKEND") or "").lower()
     if not chosen:
         chosen = "aim" if text and text.startswith("aim://") else "mlflow"
+    if text:
+        check_writable(text)
     if chosen not in ("mlflow", "aim"):
         raise ValueError(f"Tracking backend {chosen!r} is not supported; use 'mlflow' or 'aim' (ML_TRACKING_BACKEND).")
     storage = os.environ.get("ML_STORAGE_PATH")
