@@ -114,17 +114,18 @@ def _frame_records(data: bytes, start: int) -> tuple[np.ndarray, np.ndarray, int
     payload's 4-byte CRC.
     """
     starts: list[int] = []
-    lengths: list[int] = []
+    append = starts.append
     pos, n, unpack = start, len(data), struct.unpack_from
     while pos + 12 <= n:
         (length,) = unpack("<Q", data, pos)
         end = pos + 16 + length
         if end > n or length > 1 << 31:  # still being written (or garbage): stop here
             break
-        starts.append(pos + 12)
-        lengths.append(length)
+        append(pos)
         pos = end
-    return np.asarray(starts, dtype=np.int64), np.asarray(lengths, dtype=np.int64), pos
+    at = np.asarray(starts, dtype=np.int64)
+    lengths = np.diff(np.append(at, pos)) - 16
+    return at + 12, lengths, pos
 
 
 def _varints(buf: np.ndarray, at: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -181,15 +182,19 @@ def _tag_codes(buf: np.ndarray, tag_at: np.ndarray, tag_len: np.ndarray) -> tupl
     """Distinct tags of the records (by their bytes) and each record's index into them."""
     if len(tag_at) == 0:
         return [], np.zeros(0, dtype=np.int32)
-    width = int(tag_len.max())
-    cols = np.arange(width)
-    idx = np.minimum(tag_at[:, None] + cols, len(buf) - 1)
-    block = np.where(cols < tag_len[:, None], buf[idx], 0).astype(np.uint8)
-    # fixed-width byte strings compare in C; padding with NUL is safe (tags hold no NUL)
-    keys = np.ascontiguousarray(block).view(f"S{width}").ravel() if width else np.zeros(len(tag_at), "S1")
-    uniq, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+    last = len(buf) - 1
+    # A 64-bit FNV-1a hash of each tag's bytes (and length): the distinct tags are then
+    # found by sorting integers, not strings. A file holds tens of tags, so a collision
+    # (about n^2 / 2^64) does not happen in practice.
+    key = tag_len.astype(np.uint64) ^ np.uint64(0xCBF29CE484222325)
+    with np.errstate(over="ignore"):
+        for k in range(int(tag_len.max())):
+            byte = np.where(k < tag_len, buf[np.minimum(tag_at + k, last)], 0).astype(np.uint64)
+            key = (key ^ byte) * np.uint64(0x100000001B3)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.ravel()
     names = [bytes(buf[tag_at[i] : tag_at[i] + tag_len[i]]).decode("utf-8", "replace") for i in first]
-    return names, inverse.astype(np.int32).ravel()
+    return names, inverse.astype(np.int32)
 
 
 def _decode_slow(record: bytes, state: _FileState, rows: list[tuple[str, int, float, float, int]], index: int) -> None:
@@ -336,6 +341,8 @@ class TensorBoardStore(Store):
             )
         self.running_window = float(running_window)
         self._states: dict[str, _FileState] = {}
+        # run folder -> (signature, its points merged and sorted): one sort per version
+        self._sorted: dict[str, tuple[str, Any]] = {}
         self._summaries: dict[str, dict[str, Any]] | None = None
         self._dirty = False
 
@@ -382,6 +389,15 @@ class TensorBoardStore(Store):
     def _series(self, folder: _RunFolder) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """All scalar points of a run: (names, codes, steps, values, walls), sorted by
         metric name, step and wall time."""
+        signature = folder.signature
+        found = self._sorted.get(folder.relative)
+        if found is not None and found[0] == signature:
+            return found[1]
+        series = self._merge(folder)
+        self._sorted[folder.relative] = (signature, series)
+        return series
+
+    def _merge(self, folder: _RunFolder) -> tuple[list[str], np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         chunks = [c for n, s, m in folder.files for c in self._state(folder, n, s, m).chunks]
         names = sorted({n for c in chunks for n in c.names})
         if not chunks:
