@@ -12,6 +12,8 @@ hparams and a text summary per run, file times set a day back (FINISHED runs).
 Figures, medians of --repeat, measured side by side in one process:
 
 - tbparse: ``SummaryReader(root, extra_columns={"dir_name", "wall_time"}).scalars``;
+- TensorBoard's own reader (``EventFileLoader``), only decoding the scalars: the
+  other candidate trackbook could have read through;
 - cold: a new store, history cache cleared, ``store.history(store.runs())``;
 - warm: a new store over the caches the cold read left (a fresh notebook kernel);
 - warm, same store: the call repeated on the store that read it.
@@ -103,6 +105,21 @@ def tbparse_points(root: Path) -> pd.DataFrame:
     return SummaryReader(str(root), extra_columns={"dir_name", "wall_time"}).scalars
 
 
+def tensorboard_loader_points(root: Path) -> int:
+    """Scalars through TensorBoard's own record reader (``EventFileLoader``), counted."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+    from tensorboard.util import tensor_util
+
+    count = 0
+    for path in sorted(root.rglob("*tfevents*")):
+        for event in EventFileLoader(str(path)).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "scalars":
+                    tensor_util.make_ndarray(value.tensor).item()
+                    count += 1
+    return count
+
+
 def same_points(ours: pd.DataFrame, runs: pd.DataFrame, theirs: pd.DataFrame, root: Path) -> None:
     """Raise unless both readers found the same (run folder, tag, step, value) points."""
     from trackbook.store.tensorboard import run_id_of
@@ -143,6 +160,7 @@ def main() -> None:
     print(f"TensorBoard root: {args.runs} runs x {args.metrics} metrics x {args.steps} steps, {n_files} event files")
 
     t_tbparse, theirs = median_time(lambda: tbparse_points(root), args.repeat)
+    t_loader, n_loader = median_time(lambda: tensorboard_loader_points(root), args.repeat)
 
     def read(store: TensorBoardStore) -> tuple[pd.DataFrame, pd.DataFrame]:
         runs = store.runs()
@@ -161,6 +179,7 @@ def main() -> None:
 
     print(f"points: {len(ours):,} (the same as tbparse's: run folder, tag, step, value)")
     print(f"tbparse SummaryReader(...).scalars       {t_tbparse:8.3f} s")
+    print(f"TensorBoard EventFileLoader (scalars)    {t_loader:8.3f} s   ({n_loader:,} points, no frame built)")
     print(f"trackbook history() cold                 {t_cold:8.3f} s   {t_tbparse / t_cold:6.1f}x faster")
     print(f"trackbook history() warm, new store      {t_warm:8.3f} s   {t_tbparse / t_warm:6.1f}x faster")
     print(f"trackbook history() warm, same store     {t_same:8.3f} s   {t_tbparse / t_same:6.1f}x faster")
