@@ -261,3 +261,11 @@ def _header_length(path: Path) -> int:
     """Bytes of the first record (file_version) of an event file."""
     length = int.from_bytes(path.read_bytes()[:8], "little")
     return 16 + length
+
+
+def test_uri_names_an_absolute_folder(tmp_path, monkeypatch):
+    from trackbook.store import resolve_uri
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_uri("tensorboard://logs") == f"tensorboard://{tmp_path / 'logs'}"
+    assert resolve_uri(f"tensorboard://{tmp_path}/x/../logs") == f"tensorboard://{tmp_path / 'logs'}"

@@ -27,7 +27,9 @@ Reading: the records are framed and their common shape (one scalar ``simple_valu
 which torch's and so SB3's writer emits) decoded at once with numpy; every other record
 goes through TensorBoard's own protobuf classes. Record checksums are not verified
 (TensorBoard's pure-Python CRC is what makes its reader slow); a torn record at the end
-of a file being written is left for the next read. Decoded files are kept per
+of a file being written is left for the next read. Chosen by measurement
+(``benchmarks/tensorboard.py``, 576,000 points): TensorBoard's ``EventFileLoader`` 136 s,
+tbparse 57 s, this 2.4 s. Decoded files are kept per
 (size, mtime) in the store, and a summary of each run (names, last values, params,
 times) beside the Parquet history cache, so a fresh process lists unchanged runs
 without decoding them again.
