@@ -22,7 +22,7 @@ import trackbook as tb
 from trackbook import columns as C
 from trackbook import layout as L
 from trackbook.errors import ReadOnlyStore, StoreUnavailable
-from trackbook.tracking import TrackingCallback, make_tracker, resolve_tracking_uri
+from trackbook.tracking import TrackingCallback, make_tracker
 
 SummaryWriter = pytest.importorskip("torch.utils.tensorboard").SummaryWriter
 
@@ -71,10 +71,10 @@ def sb3(tmp_path_factory):
     512 more with reset_num_timesteps=False (a second event file in PPO_1);
     cartpole/finetune_0: 512 more, saying by a text summary that it continues PPO_1."""
     root = tmp_path_factory.mktemp("tb") / "logs"
-    sqlite = tb.connect(f"sqlite:///{root.parent / 'mlflow.db'}")
+    sqlite_uri = f"sqlite:///{root.parent / 'mlflow.db'}"
     model = PPO("MlpPolicy", Monitor(gym.make("CartPole-v1")), n_steps=256, batch_size=64, n_epochs=2, seed=0,
                 tensorboard_log=str(root / "cartpole"))
-    tracking = TrackingCallback(sqlite, experiment="cartpole", log_episodes=False)
+    tracking = TrackingCallback(sqlite_uri, experiment="cartpole", log_episodes=False)
     describe = _Describe({"learning_rate": 3e-4, "n_steps": 256, "algorithm": "PPO"}, {"purpose": "parity test"})
     model.learn(1024, callback=[describe, tracking], tb_log_name="PPO")
     model.learn(512, reset_num_timesteps=False, tb_log_name="PPO")
@@ -83,7 +83,7 @@ def sb3(tmp_path_factory):
     _age(root)
     store = tb.connect(f"tensorboard://{root}")
     ids = {r[C.NAME]: r[C.RUN_ID] for _, r in store.runs().iterrows()}
-    return store, sqlite, tracking.run_id, ids, root
+    return store, tb.connect(sqlite_uri), tracking.run_id, ids, root
 
 
 def test_same_points_as_trackbooks_callback(sb3):
@@ -162,7 +162,7 @@ def test_writers_refuse_it(sb3, tmp_path):
         with pytest.raises(ReadOnlyStore, match=r"sqlite:///.*aim:///"):
             make_tracker(target)
     with pytest.raises(ReadOnlyStore):
-        resolve_tracking_uri(store.uri, backend="aim")
+        make_tracker(store.uri, backend="aim")
     model = PPO("MlpPolicy", "CartPole-v1", n_steps=64, batch_size=64, n_epochs=1)
     with pytest.raises(ReadOnlyStore):
         model.learn(64, callback=TrackingCallback(store, experiment="x"))
