@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from trackbook._uri import resolve_uri
+from trackbook.tracking._types import StoreLike
 from trackbook.tracking.base import HealthReport, Tracker
 
 DEFAULT_MLFLOW_URI = "sqlite:///mlflow.db"
 
 
-def resolve_tracking_uri(uri: Any = None, backend: str | None = None) -> str:
+def resolve_tracking_uri(uri: StoreLike = None, backend: str | None = None) -> str:
     """The URI a tracker writes to, resolved as users of the seed scripts expect.
 
     A :class:`~trackbook.store.Store` object (anything with a ``uri`` attribute) is
@@ -57,7 +58,7 @@ def default_experiment(experiment: str | None = None) -> str:
     return experiment or os.environ.get("ML_EXPERIMENT_NAME") or "default"
 
 
-def make_tracker(uri: Any = None, *, backend: str | None = None, **kwargs: Any) -> Tracker:
+def make_tracker(uri: StoreLike = None, *, backend: str | None = None, **kwargs: Any) -> Tracker:
     """A tracker for the store named by ``uri`` (see :func:`resolve_tracking_uri`)."""
     resolved = resolve_tracking_uri(uri, backend)
     if resolved.startswith("aim://"):
@@ -69,7 +70,7 @@ def make_tracker(uri: Any = None, *, backend: str | None = None, **kwargs: Any) 
     return MLflowTracker(resolved, **kwargs)
 
 
-def health_check(uri: Any = None, *, backend: str | None = None) -> HealthReport:
+def health_check(uri: StoreLike = None, *, backend: str | None = None) -> HealthReport:
     """Whether the tracking store is reachable and writable, with the problems found.
 
     Example:
@@ -80,11 +81,15 @@ def health_check(uri: Any = None, *, backend: str | None = None) -> HealthReport
 
 
 def __getattr__(name: str):
-    # The callback imports stable-baselines3; load it only when asked for.
-    if name in ("TrackingCallback", "MLflowLoggingCallback", "continue_training"):
+    # The callbacks import stable-baselines3; load them only when asked for.
+    if name in _CALLBACK_NAMES:
         from trackbook.tracking import callback
 
         return getattr(callback, name)
+    if name in _PART_NAMES:
+        from trackbook.tracking import sb3
+
+        return getattr(sb3, name)
     if name in ("load_config", "config_to_params", "ExperimentConfig"):
         from trackbook.tracking import config
 
@@ -92,15 +97,30 @@ def __getattr__(name: str):
     raise AttributeError(name)
 
 
+_CALLBACK_NAMES = ("TrackingCallback", "MLflowLoggingCallback", "continue_training", "load_model_of_run")
+#: The parts TrackingCallback is made of (trackbook.tracking.sb3), each usable alone.
+_PART_NAMES = ("RunLog", "RunCallback", "ChainCallback", "SB3LoggerCallback", "EpisodeCallback",
+               "EvaluationCallback", "ModelCheckpointCallback", "PrometheusCallback")
+
 __all__ = [
+    "ChainCallback",
+    "EpisodeCallback",
+    "EvaluationCallback",
     "HealthReport",
     "MLflowLoggingCallback",
+    "ModelCheckpointCallback",
+    "PrometheusCallback",
+    "RunCallback",
+    "RunLog",
+    "SB3LoggerCallback",
+    "StoreLike",
     "TrackingCallback",
     "Tracker",
     "continue_training",
     "default_experiment",
     "health_check",
     "load_config",
+    "load_model_of_run",
     "make_tracker",
     "resolve_tracking_uri",
 ]
