@@ -158,3 +158,29 @@ def test_the_parts_alone_write_into_a_run_the_user_owns(tmp_path: Path, cartpole
     assert {"checkpoints/model_512_steps.zip", "checkpoints/model_1024_steps.zip", "best_model/model.zip"} <= arts
     assert "model/model.zip" not in arts and "environment.json" not in arts  # those are RunCallback's job
     assert PPO.load(evaluation.best_model_path).num_timesteps <= 1024
+
+
+class _TradingMetrics(BaseCallback):
+    """Records into SB3's logger as a trading env's callback would, one name no store takes."""
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.logger.record("trading/pnl", 2.0)
+        self.logger.record("trading/pnl (usd)", 1.0)
+
+
+def test_names_no_store_takes_are_left_out_instead_of_blocking_the_run(tmp_path: Path, cartpole):
+    # MLflow refuses such a name for good; sent, it would hold every later write of the run back.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cb = TrackingCallback(uri, experiment="names", config={"symbol": "EUR/USD", "timeframe (h)": 1})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        PPO("MlpPolicy", cartpole(), n_steps=128, batch_size=64, seed=0).learn(512, callback=[cb, _TradingMetrics()])
+    ours = [str(w.message) for w in caught if "not logged" in str(w.message)]
+    assert len(ours) == 2 and "'timeframe (h)'" in ours[0] and "'trading/pnl (usd)'" in ours[1], ours
+    run = MlflowClient(uri).get_run(cb.run_id)
+    assert run.info.status == "FINISHED" and run.data.metrics["total_timesteps"] == 512
+    assert run.data.params["symbol"] == "EUR/USD" and "timeframe (h)" not in run.data.params
+    assert [s for s, _ in _history(MlflowClient(uri), cb.run_id, "trading/pnl")] == [128, 256, 384, 512]

@@ -52,7 +52,8 @@ class TrackingCallback(CallbackList):
     callbacks (``callback=[cb, other]``); it never replaces them.
 
     Logging never stops training: a store that is down gets the writes later, and a
-    config or param that cannot be logged is left out with one warning.
+    config, param or metric that cannot be logged (no text, or a name no store takes)
+    is left out with one warning.
 
     Example:
         >>> cb = TrackingCallback(tb.connect(), experiment="ppo-cartpole", eval_env=eval_env, eval_freq=2000)  # doctest: +SKIP

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import numbers
+import posixpath
+import re
 import tempfile
 import time
 import warnings
@@ -37,6 +39,21 @@ _HYPERPARAMETERS = (
 
 Listener = Callable[[dict[str, Any], int], None]
 
+# MLflow refuses any other param, tag or metric name for good: the write would be retried
+# forever and every later one would wait behind it. Aim takes them all; names kept to
+# MLflow's rule land in either store.
+_STORABLE_NAME = re.compile(r"^[\w./\- :]{1,250}$")
+
+
+def storable_name(name: str) -> bool:
+    """Whether every store takes ``name`` as a param, tag or metric name (MLflow's rule:
+    letters, digits, ``_ . - / :`` and spaces, at most 250 characters, a path that
+    normalises to itself)."""
+    if not _STORABLE_NAME.match(name):
+        return False
+    norm = posixpath.normpath(name)
+    return norm == name and norm != "." and not norm.startswith(("..", "/"))
+
 
 class RunLog:
     """A tracker's open run, written at chain-wide steps; what the callback parts share.
@@ -63,6 +80,8 @@ class RunLog:
         self.offset = offset
         self.save_path = Path(save_path) if save_path else None
         self._listeners: list[Listener] = []
+        self._names_ok: set[str] = set()
+        self._names_refused: set[str] = set()
 
     def __repr__(self) -> str:
         return f"RunLog({self.tracker!r}, offset={self.offset})"
@@ -80,7 +99,12 @@ class RunLog:
         self._listeners.append(listener)
 
     def log(self, metrics: Mapping[str, Any], step: int) -> None:
-        """Log ``metrics`` at ``step`` and show them to the listeners; never raises for a listener."""
+        """Log ``metrics`` at ``step`` and show them to the listeners; never raises for a listener.
+
+        A name no store would take is left out, with one warning per name.
+        """
+        if any(k not in self._names_ok for k in metrics):
+            metrics = {k: v for k, v in metrics.items() if self._storable(k)}
         if self.tracker is not None:
             self.tracker.log_metrics(metrics, step)
         for listener in self._listeners:
@@ -88,6 +112,17 @@ class RunLog:
                 listener(dict(metrics), step)
             except Exception as exc:  # noqa: BLE001 - a display must not stop training
                 _log.warning("trackbook: a metrics listener failed: %s", exc)
+
+    def _storable(self, name: str) -> bool:
+        if name in self._names_ok:
+            return True
+        if name not in self._names_refused:
+            if storable_name(str(name)):
+                self._names_ok.add(name)
+                return True
+            self._names_refused.add(name)
+            _warn(f"the metric {name!r}", ValueError(_NAME_RULE))
+        return False
 
     def save_model(self, model: BaseAlgorithm, artifact_path: str, file_name: str = "model.zip") -> Path | None:
         """Save ``model`` to ``<save_path>/<artifact_path>/<file_name>`` and log it as an artifact there.
@@ -134,7 +169,7 @@ class RunCallback(BaseCallback):
     added to that run, and ending it is left to its owner.
 
     Describing the run never stops training: a config or a param that cannot be
-    turned into text is left out with one warning.
+    turned into text, or a name no store takes, is left out with one warning.
 
     The other parts write through :attr:`run_log`; put this callback first in a
     ``CallbackList`` and end it last (:class:`~trackbook.tracking.TrackingCallback`
@@ -196,8 +231,8 @@ class RunCallback(BaseCallback):
         if self.run_log.tracker is None:
             self.run_log.tracker = make_tracker(self.store)
         tracker = self.run_log.tracker
-        info, params, config_yaml = self._describe()
-        tags = {**self.extra_tags, L.TAG_ALGORITHM: type(self.model).__name__, **environment_tags(info)}
+        info, env_tags, params, config_yaml = self._describe()
+        tags = _as_text("tags", {**self.extra_tags, L.TAG_ALGORITHM: type(self.model).__name__, **env_tags})
         # A tracker with a run already open (an HPO trial's) is joined, not replaced; its owner ends it.
         self._owns_run = not tracker.active
         if self._owns_run:
@@ -206,7 +241,8 @@ class RunCallback(BaseCallback):
         else:
             tracker.log_params(params)
             tracker.set_tags(tags)
-        _quietly("environment.json", tracker.log_dict, info, L.ENVIRONMENT_ARTIFACT)
+        if info:
+            _quietly("environment.json", tracker.log_dict, info, L.ENVIRONMENT_ARTIFACT)
         if config_yaml is not None:
             _quietly("config.yaml", tracker.log_text, config_yaml, L.CONFIG_ARTIFACT)
         _lifecycle.training_started(tracker)
@@ -231,14 +267,19 @@ class RunCallback(BaseCallback):
 
     # -------------------------------------------------------------------- helpers
 
-    def _describe(self) -> tuple[dict[str, Any], dict[str, str], str | None]:
-        """The environment, the params as text and the config's YAML; warns instead of raising."""
+    def _describe(self) -> tuple[dict[str, Any], dict[str, str], dict[str, str], str | None]:
+        """The environment and its tags, the params as text and the config's YAML; warns instead of raising."""
         try:
             info = environment_info()
+            env_tags = environment_tags(info)
         except Exception as exc:  # noqa: BLE001 - describing the machine must not stop training
             _warn("the environment (env.* tags, environment.json)", exc)
-            info = {}
-        params = _model_params(self.model)
+            info, env_tags = {}, {}
+        try:
+            params = _model_params(self.model)
+        except Exception as exc:  # noqa: BLE001 - a model of an unexpected shape must not stop training
+            _warn("the model's hyper-parameters", exc)
+            params = {L.PARAM_ALGORITHM: type(self.model).__name__}
         config_yaml = None
         if self.config is not None:
             from trackbook.tracking.config import config_to_params, config_to_yaml
@@ -250,15 +291,7 @@ class RunCallback(BaseCallback):
             else:
                 params.update(config_params)
         params.update(self.extra_params)
-        text, bad = {}, []
-        for key, value in params.items():
-            try:
-                text[str(key)] = "" if value is None else str(value)
-            except Exception:  # noqa: BLE001 - an object whose str() fails
-                bad.append(repr(key))
-        if bad:
-            _warn(f"the params {', '.join(bad)}", ValueError("their values cannot be turned into text"))
-        return info, text, config_yaml
+        return info, env_tags, _as_text("params", params), config_yaml
 
     def _name(self, params: Mapping[str, str]) -> str:
         if self.run_name:
@@ -283,6 +316,32 @@ def _model_params(model: BaseAlgorithm) -> dict[str, Any]:
     if spec is not None:
         params[L.PARAM_ENV_ID] = spec.id
     return params
+
+
+_NAME_RULE = "a store takes only letters, digits, '_ . - / :' and spaces, at most 250 characters: rename it"
+
+
+def _as_text(what: str, values: Mapping[Any, Any]) -> dict[str, str]:
+    """``values`` as the text a store keeps; names no store takes and values without a text
+    are left out with one warning naming them."""
+    text: dict[str, str] = {}
+    unnamed, untexted = [], []
+    for key, value in values.items():
+        name = str(key)
+        if not storable_name(name):
+            unnamed.append(repr(name))
+            continue
+        try:
+            text[name] = "" if value is None else str(value)
+        except Exception:  # noqa: BLE001 - an object whose str() fails
+            untexted.append(repr(name))
+    if unnamed or untexted:
+        why = "; ".join(
+            ([f"{', '.join(unnamed)}: {_NAME_RULE}"] if unnamed else [])
+            + ([f"{', '.join(untexted)}: the value cannot be turned into text"] if untexted else [])
+        )
+        _warn(f"the {what} {', '.join(unnamed + untexted)}", ValueError(why))
+    return text
 
 
 def _warn(what: str, exc: BaseException) -> None:
