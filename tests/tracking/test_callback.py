@@ -87,7 +87,7 @@ def test_three_link_chain_is_one_continuous_axis(tmp_path: Path, cartpole):
     _, second = continue_training(store, first.run_id, cartpole(), 1024)  # counter restarts: offset added
     _, third = continue_training(store, second.run_id, cartpole(), 1024, reset_num_timesteps=False)
 
-    chain = store.chain(third.run_id)
+    chain = tb.chain(store, third.run_id)
     assert list(chain.runs[C.RUN_ID]) == [first.run_id, second.run_id, third.run_id]
     assert list(chain.runs["offset"]) == [0, 1024, 2048]
     assert list(chain.runs["metrics.previous_timesteps"].fillna(0)) == [0, 1024, 2048]

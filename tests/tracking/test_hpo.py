@@ -37,8 +37,8 @@ def test_a_small_ppo_study_reads_back_as_a_study(tmp_path: Path, cartpole):
     result = tb.hpo.optimize(objective, space, n_trials=5, store=uri, experiment="hpo", study_name="ppo-small",
                              sampler="RandomSampler", seed=0, pruner=optuna.pruners.ThresholdPruner(upper=0.0))
     store = tb.connect(uri)
-    assert store.studies("hpo")[C.RUN_ID].tolist() == [result.parent_run_id]
-    study = store.study(result.parent_run_id)
+    assert tb.study_list(store, "hpo")[C.RUN_ID].tolist() == [result.parent_run_id]
+    study = tb.study(store, result.parent_run_id)
     trials = study.trials
     assert list(trials["trial_number"]) == [0, 1, 2, 3, 4]
     assert trials.set_index("trial_number")["state"].to_dict() == {

@@ -1,16 +1,18 @@
-"""Reading runs: the :class:`Store` interface, its backends, and :func:`connect`."""
+"""Reading runs: the :class:`Store` port, its backends, and :func:`connect`."""
 
 from __future__ import annotations
 
 import logging
-import os
+from typing import Any
 
+from trackbook._lazy import lazy_exports
 from trackbook._uri import DEFAULT_URI, resolve_uri
 from trackbook.store.base import RunRecord, Store
 
 _log = logging.getLogger("trackbook")
 
-def connect(uri: str | os.PathLike[str] | None = None) -> Store:
+
+def connect(uri: Any = None) -> Store:
     """Open a store for reading.
 
     Example:
@@ -20,8 +22,9 @@ def connect(uri: str | os.PathLike[str] | None = None) -> Store:
 
     Args:
         uri: an MLflow tracking URI (``sqlite:///mlflow.db``, ``postgresql://...``,
-            ``http://host:port``) or an Aim repository (``aim:///path``). If None,
-            $MLFLOW_TRACKING_URI, else ``sqlite:///mlflow.db`` in the working folder.
+            ``http://host:port``), an Aim repository (``aim:///path``), or a path to
+            either. If None, the environment, then the embedded default, decide
+            (see :func:`trackbook._uri.resolve_uri`: the same rule writers follow).
 
     Returns:
         A :class:`Store`; its repr names what it connected to.
@@ -43,17 +46,11 @@ def connect(uri: str | os.PathLike[str] | None = None) -> Store:
     return store
 
 
-def __getattr__(name: str):
-    # The backends import mlflow / aim; load them only when asked for.
-    if name == "MLflowStore":
-        from trackbook.store.mlflow import MLflowStore
+# The backends import mlflow / aim; they load when first asked for.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"MLflowStore": "trackbook.store.mlflow:MLflowStore", "AimStore": "trackbook.store.aim:AimStore"},
+    globals(),
+)
 
-        return MLflowStore
-    if name == "AimStore":
-        from trackbook.store.aim import AimStore
-
-        return AimStore
-    raise AttributeError(name)
-
-
-__all__ = ["AimStore", "DEFAULT_URI", "MLflowStore", "RunRecord", "Store", "connect", "resolve_uri"]
+__all__ = ["DEFAULT_URI", "RunRecord", "Store", "connect", "resolve_uri"]

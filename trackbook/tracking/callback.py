@@ -28,8 +28,7 @@ from trackbook.tracking.sb3 import (
 )
 
 if TYPE_CHECKING:
-    from trackbook.store import Store
-    from trackbook.tracking._types import StoreLike
+    from trackbook.tracking._types import RunReader, StoreLike
 
 
 class TrackingCallback(CallbackList):
@@ -61,7 +60,7 @@ class TrackingCallback(CallbackList):
         >>> cb.run_id, cb.best_model_path        # doctest: +SKIP
 
     Args:
-        store: a Store, a tracking URI, or None (see ``resolve_tracking_uri``).
+        store: a Store, a tracking URI, or None (see ``trackbook._uri.resolve_uri``).
         experiment: experiment name (default ``$ML_EXPERIMENT_NAME``, else "default").
         experiment_name: the trading stack's name for ``experiment`` (give one of them).
         run_name: name of the run.
@@ -262,7 +261,7 @@ class MLflowLoggingCallback(TrackingCallback):
         )
 
 
-def load_model_of_run(store: Store, run_id: str, *, env: Any = None, artifact: str = L.MODEL_ARTIFACT,
+def load_model_of_run(store: RunReader, run_id: str, *, env: Any = None, artifact: str = L.MODEL_ARTIFACT,
                       **load_kwargs: Any) -> Any:
     """Load the stable-baselines3 model that run ``run_id`` logged (its final model by default).
 
@@ -287,7 +286,7 @@ def load_model_of_run(store: Store, run_id: str, *, env: Any = None, artifact: s
 
 
 def continue_training(
-    store: Store,
+    store: RunReader,
     base_run_id: str,
     env: Any,
     total_timesteps: int,

@@ -11,7 +11,7 @@ from trackbook import layout as L
 from trackbook.tracking.sb3.run import RunLog, as_run_log
 
 if TYPE_CHECKING:
-    from trackbook.store import Store
+    from trackbook.tracking._types import RunReader
     from trackbook.tracking.base import Tracker
 
 
@@ -45,7 +45,7 @@ class ChainCallback(BaseCallback):
         *,
         base_run_id: str | None = None,
         previous_timesteps: int | None = None,
-        store: Store | None = None,
+        store: RunReader | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)

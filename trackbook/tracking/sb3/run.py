@@ -18,9 +18,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from trackbook import columns as C
 from trackbook import layout as L
-from trackbook.tracking import _lifecycle, default_experiment, make_tracker
+from trackbook.tracking import _lifecycle
 from trackbook.tracking.base import Tracker
 from trackbook.tracking.environment import environment_info, environment_tags
+from trackbook.tracking.trackers import default_experiment, make_tracker
 
 if TYPE_CHECKING:
     from stable_baselines3.common.base_class import BaseAlgorithm
@@ -181,7 +182,7 @@ class RunCallback(BaseCallback):
 
     Args:
         store: where to write: a Store, a tracking URI or None (see
-            :func:`~trackbook.tracking.resolve_tracking_uri`), or a :class:`Tracker`.
+            ``trackbook._uri.resolve_uri``), or a :class:`Tracker`.
         experiment: experiment name (default ``$ML_EXPERIMENT_NAME``, else "default").
         run_name: name of the run (default ``<algorithm>-<env id>-<date-time>``).
         config: a config logged as params (``section.key``) and ``config.yaml``: an
