@@ -45,8 +45,12 @@ PARAM_ALGORITHM = "algorithm"
 #: Artifact paths the SB3 callback writes and ``continue_training`` reads back.
 MODEL_ARTIFACT = "model/model.zip"
 MODEL_DIR = "model"
+#: The file a saved model is, in MODEL_DIR and BEST_MODEL_DIR.
+MODEL_FILE = "model.zip"
 BEST_MODEL_DIR = "best_model"
 CHECKPOINT_DIR = "checkpoints"
+#: A checkpoint's file in CHECKPOINT_DIR (``step``: the chain-wide step it was saved at).
+CHECKPOINT_FILE = "model_{step}_steps.zip"
 #: Files every SB3 training run carries beside its models.
 ENVIRONMENT_ARTIFACT = "environment.json"
 CONFIG_ARTIFACT = "config.yaml"

@@ -39,7 +39,7 @@ class ModelCheckpointCallback(BaseCallback):
     def _on_step(self) -> bool:
         if self.n_calls % self.save_freq == 0:
             step = self.run_log.step(self.model)
-            path = self.run_log.save_model(self.model, L.CHECKPOINT_DIR, f"model_{step}_steps.zip")
+            path = self.run_log.save_model(self.model, L.CHECKPOINT_DIR, L.CHECKPOINT_FILE.format(step=step))
             if path is not None and self.verbose >= 2:
                 print(f"Saving model checkpoint to {path}")
         return True

@@ -125,7 +125,7 @@ class RunLog:
             _warn(f"the metric {name!r}", ValueError(_NAME_RULE))
         return False
 
-    def save_model(self, model: BaseAlgorithm, artifact_path: str, file_name: str = "model.zip") -> Path | None:
+    def save_model(self, model: BaseAlgorithm, artifact_path: str, file_name: str = L.MODEL_FILE) -> Path | None:
         """Save ``model`` to ``<save_path>/<artifact_path>/<file_name>`` and log it as an artifact there.
 
         Returns:
