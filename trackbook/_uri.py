@@ -90,7 +90,7 @@ def _normalise(text: str) -> str:
         raise UnsupportedStoreURI(
             f"{text!r} is a path but neither an Aim repository (no .aim folder inside) nor a "
             f"sqlite file (.db). Pass a URI: sqlite:///path.db, aim:///path, postgresql://..., "
-            f"or http://host:port."
+            f"http://host:port, or tensorboard:///path for a folder of TensorBoard event files."
         )
     scheme = text.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme == "aim":

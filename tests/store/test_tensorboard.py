@@ -104,6 +104,19 @@ def test_same_points_as_trackbooks_callback(sb3):
     assert len(ours) > 30
 
 
+def test_same_points_as_tbparse(sb3):
+    tbparse = pytest.importorskip("tbparse")
+    store, _, _, ids, root = sb3
+    theirs = tbparse.SummaryReader(str(root), extra_columns={"dir_name", "wall_time"}).scalars
+    ours = store.history(store.runs())
+    folder = {rid: f"cartpole/{name}" for name, rid in ids.items()}
+    mine = sorted(zip(ours[C.RUN_ID].astype(str).map(folder), ours[C.METRIC].astype(str), ours[C.STEP].tolist(),
+                      ours[C.VALUE].tolist(), (ours[C.TIMESTAMP].astype("int64") // 10**6).tolist(), strict=True))
+    other = sorted(zip(theirs["dir_name"], theirs["tag"], theirs["step"].tolist(), theirs["value"].tolist(),
+                       np.round(theirs["wall_time"].to_numpy() * 1000).astype("int64").tolist(), strict=True))
+    assert mine == other and len(mine) > 60
+
+
 def test_layout_of_sb3_folders(sb3):
     store, _, _, ids, root = sb3
     assert set(ids) == {"PPO_1", "finetune_0"}  # the continuation into PPO_1 is no run of its own
