@@ -32,6 +32,7 @@ _LAZY = {
     "load_config": ("trackbook.tracking", "load_config"),
     "health_check": ("trackbook.tracking", "health_check"),
     "compare": ("trackbook.analysis.compare", "compare"),
+    "across_seeds": ("trackbook.analysis.seeds", "across_seeds"),
     "hpo": ("trackbook.hpo", None),
     "plots": ("trackbook.plots", None),
     "analysis": ("trackbook.analysis", None),

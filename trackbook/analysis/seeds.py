@@ -58,7 +58,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-import scipy.stats
 from threadpoolctl import threadpool_limits
 
 from trackbook import columns as C
@@ -175,7 +174,10 @@ def _column(runs: pd.DataFrame, name: str, arg: str) -> str:
 
 
 def _short(column: str) -> str:
-    return column[len(C.PARAMS_PREFIX):] if column.startswith(C.PARAMS_PREFIX) else column
+    for prefix in (C.PARAMS_PREFIX, C.TAGS_PREFIX):
+        if column.startswith(prefix):
+            return column[len(prefix):]
+    return column
 
 
 def _fmt(value: object) -> str:
@@ -630,6 +632,8 @@ def probability_of_improvement(scores: pd.DataFrame, x: str, y: str, *, metrics:
         if group not in known:
             raise ValueError(f"{arg}={group!r} is not a group of these scores (groups: {known[:10]}). "
                              "Pass a label from seed_groups(...).table['group'].")
+    import scipy.stats  # here, not at module level: importing it costs half a second
+
     rng = np.random.default_rng(seed)
     wanted = _metric_order(scores, metrics)
     rows = []
