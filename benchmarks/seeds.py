@@ -12,6 +12,7 @@ figure is the median of --repeat runs, measured side by side in one process.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -54,13 +55,16 @@ def sweep(groups: int, seeds: int, points: int, rng: np.random.Generator) -> tup
     return runs, history
 
 
-def median_time(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def median_time(fn: Callable[[], object], repeat: int) -> tuple[tuple[float, float], object]:
+    """Median wall and CPU seconds of ``fn``: on a shared machine the CPU time is this
+    process's own work, the wall time what a user waits."""
+    walls, cpus, out = [], [], fn()  # warm: the first call imports scipy.stats
     for _ in range(repeat):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
+        walls.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+    return (statistics.median(walls), statistics.median(cpus)), out
 
 
 def main() -> None:
@@ -97,8 +101,11 @@ def main() -> None:
             lambda stat=stat: seed_curves(history, groups, statistic=stat, points=args.grid, reps=args.reps),
             args.repeat)
     width = max(map(len, figures))
-    for name, seconds in figures.items():
-        print(f"  {name:<{width}}  {seconds:7.3f} s")
+    print(f"  {'':<{width}}     wall      CPU")
+    for name, (wall, cpu) in figures.items():
+        print(f"  {name:<{width}}  {wall:6.3f} s  {cpu:6.3f} s")
+    with open("/proc/loadavg") as f:
+        print(f"load average while measured: {f.read().split()[0]} on {os.cpu_count()} cores")
     assert len(intervals) == 4 * args.groups
 
 

@@ -261,7 +261,7 @@ def _select(history: pd.DataFrame, groups: SeedGroups, metrics: str | Sequence[s
 
 def _metric_order(history: pd.DataFrame, metrics: str | Sequence[str] | None) -> list[str]:
     if metrics is None:
-        return [str(m) for m in pd.unique(history[C.METRIC].astype(str))] if len(history) else []
+        return [str(m) for m in pd.unique(history[C.METRIC])] if len(history) else []
     return [metrics] if isinstance(metrics, str) else list(dict.fromkeys(metrics))
 
 
