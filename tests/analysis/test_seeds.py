@@ -21,8 +21,8 @@ from trackbook.analysis import (
     seed_groups,
     seed_scores,
 )
+from tests.seed_sweep import EXPERIMENT, REWARD, write_sweep
 
-REWARD = "eval/mean_reward"
 
 
 def _scores(groups: dict[str, list[float]], *, metric: str = REWARD, tasks: dict[str, list[str]] | None = None):
@@ -238,31 +238,17 @@ def test_scores_are_the_mean_of_the_last_n_points():
 
 @pytest.fixture()
 def sweep_store(tmp_path: Path):
-    """2 learning rates x 3 seeds written with MLflow's own client; evaluations at steps
-    that differ per seed; returns the store and what was logged."""
+    """2 learning rates x 3 seeds written with MLflow's own client."""
     from mlflow.tracking import MlflowClient
 
     uri = f"sqlite:///{tmp_path / 'sweep.db'}"
-    client = MlflowClient(uri)
-    exp = client.create_experiment("sweep")
-    logged = {}
-    for lr, skill in ((0.001, 100.0), (0.0003, 50.0)):
-        for seed in range(3):
-            run = client.create_run(exp, run_name=f"lr{lr}-s{seed}")
-            rid = run.info.run_id
-            client.log_param(rid, "learning_rate", lr)
-            client.log_param(rid, "seed", seed)
-            client.log_param(rid, "n_steps", 128)
-            for k in range(1, 6):
-                client.log_metric(rid, REWARD, skill * k + 10 * seed, step=k * 100 + seed)
-            client.set_terminated(rid)
-            logged[rid] = (lr, seed)
-    return tb.connect(uri), client, logged
+    logged = write_sweep(uri)
+    return tb.connect(uri), MlflowClient(uri), logged
 
 
 def test_across_seeds_end_to_end_on_mlflow(sweep_store):
     store, client, logged = sweep_store
-    result = tb.analysis.across_seeds(store, store.runs("sweep"), REWARD, last=2)
+    result = tb.analysis.across_seeds(store, store.runs(EXPERIMENT), REWARD, last=2)
     assert result.groups.by == ["params.learning_rate"]
     assert result.groups.table[C.GROUP].tolist() == ["learning_rate=0.0003", "learning_rate=0.001"]
     assert result.groups.table[C.N_RUNS].tolist() == [3, 3]

@@ -732,6 +732,7 @@ def across_seeds(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
     if not isinstance(runs, pd.DataFrame) or not any(c.startswith(C.PARAMS_PREFIX) for c in runs.columns):
         ids = [runs] if isinstance(runs, str) else list(runs[C.RUN_ID] if isinstance(runs, pd.DataFrame) else runs)
         runs = store.runs(run_ids=ids)
+        runs = runs.set_index(C.RUN_ID).reindex([i for i in ids if i in set(runs[C.RUN_ID])]).reset_index()
         missing = sorted(set(ids) - set(runs[C.RUN_ID]))
         if missing:
             raise RunNotFound(f"across_seeds: no run with id {', '.join(missing[:5])} in {store!r}. Check the ids "
