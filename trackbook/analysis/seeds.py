@@ -62,7 +62,6 @@ from threadpoolctl import threadpool_limits
 
 from trackbook import columns as C
 from trackbook import layout as L
-from trackbook.errors import RunNotFound
 
 if TYPE_CHECKING:
     from trackbook.store.base import RunsLike, Store
@@ -716,7 +715,7 @@ def across_seeds(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
 
     Args:
         store: where the runs live.
-        runs: a ``Store.runs()`` frame, or run ids (read with ``store.runs``).
+        runs: a ``Store.runs()`` frame, or run ids (read with ``store.lookup``).
         metrics: the metric or metrics to score.
         by: what to group by (see :func:`seed_groups`; default every varying param but
             seed-like ones).
@@ -730,13 +729,7 @@ def across_seeds(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
     if not isinstance(runs, pd.DataFrame) or not any(c.startswith(C.PARAMS_PREFIX) for c in runs.columns):
-        ids = [runs] if isinstance(runs, str) else list(runs[C.RUN_ID] if isinstance(runs, pd.DataFrame) else runs)
-        runs = store.runs(run_ids=ids)
-        runs = runs.set_index(C.RUN_ID).reindex([i for i in ids if i in set(runs[C.RUN_ID])]).reset_index()
-        missing = sorted(set(ids) - set(runs[C.RUN_ID]))
-        if missing:
-            raise RunNotFound(f"across_seeds: no run with id {', '.join(missing[:5])} in {store!r}. Check the ids "
-                              "against store.runs()['run_id'], or connect to the store that holds them.")
+        runs = store.lookup(runs)  # ids (or a frame without params): their rows, in the order given
     groups = seed_groups(runs, by=by, task=task)
     history = store.history(groups.members[C.RUN_ID].tolist(), metrics)
     return AcrossSeeds(groups, history, metrics, last=last, goals=goals)
