@@ -117,7 +117,7 @@ RANK_PREFIX = "rank."
 # Columns of the statistics across seeds (``trackbook.analysis.seeds``).
 #: ``seed_groups().table``: one row per group (then the columns grouped by):
 #: ``group`` (a label such as ``learning_rate=0.001, gamma=0.99``), ``n_runs``,
-#: ``run_ids`` and ``seeds`` (lists, in the runs' order). ``.members``: one row per run,
+#: ``run_ids`` and ``seeds`` (lists, by seed). ``.members``: one row per run,
 #: ``run_id, name, group, seed, task``.
 GROUP = "group"
 N_RUNS = "n_runs"

@@ -82,7 +82,7 @@ class SeedGroups:
 
     Attributes:
         table: one row per group: ``group`` (label), the ``by`` columns' values,
-            ``n_runs``, ``run_ids`` and ``seeds`` (lists, in the runs' order).
+            ``n_runs``, ``run_ids`` and ``seeds`` (lists, by seed).
         members: one row per run: ``run_id, name, group, seed, task``.
         by: the runs-frame columns the groups are made of (``params.*`` / ``tags.*``).
         seed_columns: the seed-like columns found and left out of ``by``.
@@ -151,7 +151,9 @@ def seed_groups(runs: pd.DataFrame, *, by: str | Sequence[str] | None = None, ta
         order = order.reset_index(drop=True)
     else:
         order = pd.DataFrame({C.GROUP: labels.iloc[:1]})
-    grouped = members.groupby(C.GROUP, sort=False)
+    by_seed = members.sort_values(C.SEED, key=lambda v: pd.to_numeric(v, errors="coerce"), kind="stable",
+                                  na_position="last")
+    grouped = by_seed.groupby(C.GROUP, sort=False)
     table = pd.DataFrame({C.GROUP: order[C.GROUP]})
     for col in by_cols:
         table[col] = order[col].to_numpy()

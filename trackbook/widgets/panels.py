@@ -45,6 +45,7 @@ def _group_summary(result: Any, intervals: pd.DataFrame) -> pd.DataFrame:
     text = [f"{e:.4g} [{lo:.4g}, {hi:.4g}]" for e, lo, hi in
             zip(intervals[C.ESTIMATE], intervals[C.LOW], intervals[C.HIGH], strict=True)]
     wide = intervals.assign(interval=text).pivot(index=[C.GROUP, C.METRIC], columns=C.STATISTIC, values="interval")
+    wide.columns.name = None
     groups = result.groups.table.set_index(C.GROUP)[[C.N_RUNS, C.SEEDS]]
     return groups.join(wide.reset_index(C.METRIC), how="inner").reset_index()
 
