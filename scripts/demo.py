@@ -95,6 +95,7 @@ def seed_table(result: tb.analysis.AcrossSeeds, metric: str) -> pd.DataFrame:
     intervals["interval"] = [f"{e:.1f} [{lo:.1f}, {hi:.1f}]" for e, lo, hi in
                              zip(intervals[C.ESTIMATE], intervals[C.LOW], intervals[C.HIGH], strict=True)]
     table = intervals.pivot(index=C.GROUP, columns=C.STATISTIC, values="interval")
+    table.columns.name = None
     groups = result.groups.table.set_index(C.GROUP)
     table.insert(0, C.SEEDS, groups[C.SEEDS].loc[table.index].map(lambda s: ",".join(map(str, s))))
     return table.loc[groups.index, [C.SEEDS, C.IQM, C.MEAN]].rename(columns={C.IQM: f"IQM {metric}",
