@@ -11,7 +11,7 @@ from trackbook import columns as C
 
 def test_study_trials_best_and_states(store_and_ids):
     store, ids = store_and_ids
-    study = store.study(ids["study"])
+    study = tb.study(store, ids["study"])
     trials = study.trials
     assert list(trials["trial_number"]) == list(range(8))
     assert list(trials[C.RUN_ID]) == [ids[f"trial-{t}"] for t in range(8)]
@@ -29,12 +29,12 @@ def test_study_trials_best_and_states(store_and_ids):
     assert best["params.learning_rate"] == pytest.approx(trial_run["params.learning_rate"])
     assert study.direction == "maximize"
     # minimize flips the choice
-    assert store.study(ids["study"], direction="minimize").best["objective"] == pytest.approx(done["objective"].min())
+    assert tb.study(store, ids["study"], direction="minimize").best["objective"] == pytest.approx(done["objective"].min())
 
 
 def test_importance_is_fanova_over_completed_trials(store_and_ids):
     store, ids = store_and_ids
-    imp = store.study(ids["study"]).importance()
+    imp = tb.study(store, ids["study"]).importance()
     assert set(imp["param"]) == {"learning_rate", "gamma"}
     assert imp["importance"].sum() == pytest.approx(1.0)
     assert imp["importance"].is_monotonic_decreasing
@@ -42,19 +42,19 @@ def test_importance_is_fanova_over_completed_trials(store_and_ids):
 
 def test_studies_of_an_experiment(store_and_ids):
     store, ids = store_and_ids
-    listed = store.studies("hpo-cartpole")
+    listed = tb.study_list(store, "hpo-cartpole")
     assert list(listed[C.RUN_ID]) == [ids["study"]]
     row = listed.iloc[0]
     assert (row["n_trials"], row["COMPLETE"], row["FAIL"], row["RUNNING"]) == (8, 6, 1, 1)
-    assert store.studies("ppo-cartpole").empty
+    assert tb.study_list(store, "ppo-cartpole").empty
 
 
 def test_a_run_without_trials_is_not_a_study(store_and_ids):
     store, ids = store_and_ids
     with pytest.raises(tb.RunNotFound, match="no child runs"):
-        store.study(ids["plain-0"])
+        tb.study(store, ids["plain-0"])
     with pytest.raises(tb.InvalidRunId):
-        store.study("1; DROP TABLE runs")
+        tb.study(store, "1; DROP TABLE runs")
 
 
 def test_compare_side_by_side(store_and_ids):

@@ -59,7 +59,7 @@ def test_large_histories_are_downsampled_for_display():
 
 def test_chain_progress_marks_each_enhancement(store_and_ids):
     store, ids = store_and_ids
-    chain = store.chain(ids["chain-2"])
+    chain = tb.chain(store, ids["chain-2"])
     fig = plots.chain_progress(chain.history("rollout/ep_rew_mean"), chain_runs=chain.runs)
     assert [t.name for t in fig.data] == ["chain-0", "chain-1", "chain-2"]
     assert [s.x0 for s in fig.layout.shapes] == [10_000, 20_000]
@@ -72,7 +72,7 @@ def test_chain_progress_marks_each_enhancement(store_and_ids):
 
 def test_study_figures(store_and_ids):
     store, ids = store_and_ids
-    study = store.study(ids["study"])
+    study = tb.study(store, ids["study"])
     history = plots.optimization_history(study.trials, study.direction)
     names = [t.name for t in history.data]
     assert names[:2] == ["objective", "best so far"] and {"fail", "running"} <= set(names)

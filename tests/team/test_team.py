@@ -152,14 +152,14 @@ def test_three_optuna_workers_share_one_study_on_postgresql(team, tmp_path: Path
     for proc in procs:
         output, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, output[-3000:]
-    study = tb.connect(url).study(created.parent_run_id)
+    study = tb.study(tb.connect(url), created.parent_run_id)
     optuna_study = optuna.load_study(study_name="team", storage=storage)
     assert len(study.trials) == len(optuna_study.trials) == 12
     assert sorted(study.trials["trial_number"]) == list(range(12))
     assert (study.trials["state"] == "COMPLETE").all()
     assert study.best["objective"] == pytest.approx(optuna_study.best_value)
     assert study.best["trial_number"] == optuna_study.best_trial.number
-    listed = tb.connect(url).studies("team-study")
+    listed = tb.study_list(tb.connect(url), "team-study")
     assert listed.set_index(C.RUN_ID).loc[created.parent_run_id, "n_trials"] == 12
 
 

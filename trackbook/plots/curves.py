@@ -9,9 +9,8 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from trackbook import columns as C
-from trackbook.analysis.chains import GLOBAL_STEP, OFFSET, POSITION, SEGMENT
 from trackbook.plots._base import MAX_POINTS, TEMPLATE, colours, empty_figure, ema, finite, label, run_names
-from trackbook.store.base import downsample
+from trackbook.store.frames import downsample
 
 
 def learning_curves(
@@ -80,25 +79,25 @@ def chain_progress(
         chain_history: ``Chain.history()`` (has ``global_step`` and ``segment``).
         chain_runs: ``Chain.runs``, to name the segments and mark their starts.
     """
-    if not chain_history.empty and GLOBAL_STEP not in chain_history:
+    if not chain_history.empty and C.GLOBAL_STEP not in chain_history:
         raise ValueError("chain_progress takes Chain.history() (with global_step and segment); "
                          "for plain histories use learning_curves().")
     metrics = _metrics(chain_history, metrics)
     if chain_history.empty or not metrics:
         return empty_figure(title, "the chain has no metric history to plot")
-    fig = learning_curves(chain_history, metrics, runs=chain_runs, smoothing=smoothing, x=GLOBAL_STEP,
+    fig = learning_curves(chain_history, metrics, runs=chain_runs, smoothing=smoothing, x=C.GLOBAL_STEP,
                           max_points=max_points, title=title)
     fig.update_layout(legend_title_text="segment")
     if chain_runs is not None and not chain_runs.empty:
         for _, run in chain_runs.iterrows():
-            if run[POSITION] == 0:
+            if run[C.POSITION] == 0:
                 continue
-            fig.add_vline(x=int(run[OFFSET]), line_dash="dash", line_color="grey", opacity=0.7)
-            fig.add_annotation(x=int(run[OFFSET]), y=1.0, yref="paper", yshift=22, text=label(f"→ {run[C.NAME]}"),
+            fig.add_vline(x=int(run[C.OFFSET]), line_dash="dash", line_color="grey", opacity=0.7)
+            fig.add_annotation(x=int(run[C.OFFSET]), y=1.0, yref="paper", yshift=22, text=label(f"→ {run[C.NAME]}"),
                                showarrow=False, xanchor="left", yanchor="bottom", font={"size": 10, "color": "grey"})
         fig.update_layout(margin={"t": 120})  # the segment names sit above the panel titles
     else:
-        starts = chain_history.groupby(SEGMENT)[GLOBAL_STEP].min()
+        starts = chain_history.groupby(C.SEGMENT)[C.GLOBAL_STEP].min()
         for segment, start in starts.items():
             if segment:
                 fig.add_vline(x=int(start), line_dash="dash", line_color="grey", opacity=0.7)
