@@ -2,11 +2,14 @@
 
 Each store is built the first time a test asks for it, once per session, into one
 session folder; the 2,000-run store (``wide``) only when a test asks for it.
+``TRACKBOOK_FOREIGN_FIXTURES=DIR`` reuses stores that ``python -m data_fixtures.foreign DIR``
+built (read only: tests never write to them), to iterate without rebuilding.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,8 @@ class Foreign:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._ids: dict[str, dict[str, str]] = {}
+        manifest = root / "ids.json"
+        self._ids: dict[str, dict[str, str]] = json.loads(manifest.read_text()) if manifest.exists() else {}
         self._stores: dict[str, tb.Store] = {}
 
     def ids(self, name: str) -> dict[str, str]:
@@ -58,7 +62,8 @@ class Foreign:
 
 @pytest.fixture(scope="session")
 def foreign(tmp_path_factory: pytest.TempPathFactory) -> Foreign:
-    return Foreign(tmp_path_factory.mktemp("foreign-stores"))
+    prebuilt = os.environ.get("TRACKBOOK_FOREIGN_FIXTURES")
+    return Foreign(Path(prebuilt) if prebuilt else tmp_path_factory.mktemp("foreign-stores"))
 
 
 @pytest.fixture(scope="session", params=SMALL)
