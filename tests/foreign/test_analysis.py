@@ -226,7 +226,7 @@ def test_ambiguous_objective_is_a_clear_error(foreign):
 
 @ISSUE_14_STUDIES
 def test_study_list_takes_objective_and_direction(foreign):
-    store, ids = foreign.store("plain"), foreign.ids("plain")
+    store = foreign.store("plain")
     table = tb.study_list(store, mlflow_plain.SWEEP_EXPERIMENT, objective="val_loss", direction="minimize")
     table = table.set_index("name")
     best_a = min(min(mlflow_plain.sweep_a_val_loss(t)[-1:]) for t in range(len(mlflow_plain.SWEEP_A_LR))
