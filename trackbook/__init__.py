@@ -21,6 +21,8 @@ from trackbook.errors import (
     InvalidRunId,
     MetricNameCollision,
     PortInUse,
+    ReportFailed,
+    ReportParameterError,
     RunNotFound,
     StoreUnavailable,
     TrackbookError,
@@ -45,7 +47,6 @@ _LAZY = {
     "reports": "trackbook.reports",
     "widgets": "trackbook.widgets",
     "tracking": "trackbook.tracking",
-    "ReportFailed": "trackbook.reports:ReportFailed",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
@@ -58,6 +59,8 @@ __all__ = [
     "InvalidRunId",
     "MetricNameCollision",
     "PortInUse",
+    "ReportFailed",
+    "ReportParameterError",
     "RunNotFound",
     "Store",
     "StoreUnavailable",

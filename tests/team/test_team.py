@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import optuna
 import pytest
 
+from tests.requirements import require
+
 import trackbook as tb
 from trackbook import columns as C
 from trackbook.servers import free_port
@@ -66,6 +68,11 @@ def team(tmp_path_factory):
     Yields ``({"mlflow": sql_uri, "optuna": storage_uri}, server_url)`` as the command
     prints them; Ctrl+C (SIGINT) must then stop both and exit 0.
     """
+    import glob
+    import shutil
+
+    require(bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+            "PostgreSQL's server binaries (initdb, pg_ctl, postgres)", "apt-get install postgresql")
     work = tmp_path_factory.mktemp("team")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("trackbook")), "serve", "--folder", str(work),
                              "--port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
