@@ -9,9 +9,3 @@ ISSUE_14_STUDIES = pytest.mark.xfail(
 ISSUE_14_LINKS = pytest.mark.xfail(
     strict=True, reason="issue 14 item 3: one broken base_model_run_id link (cycle, self link) raises ChainCycle "
                         "for the whole experiment; base ids with whitespace or in upper case read as missing")
-ISSUE_14_AIM = pytest.mark.xfail(
-    strict=True, reason="issue 14 item 4: an Aim run with list tags or string hparams raises AttributeError "
-                        "for every run of the repository; Aim's own tags (run.add_tag) are not shown")
-ISSUE_14_PARAMS = pytest.mark.xfail(
-    strict=True, reason="issue 14 item 6: a params column holding one 'None' string stays text, and '007' "
-                        "silently becomes 7")

@@ -12,7 +12,7 @@ import pytest
 import trackbook as tb
 from data_fixtures.foreign import OPTUNA_STORAGE, links, mlflow_plain, optuna_study, trading
 from tests.foreign._truth import mlflow_points, mlflow_runs
-from tests.foreign.marks import ISSUE_14_AIM, ISSUE_14_LINKS, ISSUE_14_STUDIES
+from tests.foreign.marks import ISSUE_14_LINKS, ISSUE_14_STUDIES
 from trackbook.errors import ChainCycle, TrackbookError
 
 # ---------------------------------------------------------------------------- compare
@@ -60,7 +60,6 @@ def test_compare_odd_names_and_infinities(foreign):
     assert math.isnan(table.iloc[1]["final.ρ_reward/平均"])
 
 
-@ISSUE_14_AIM
 def test_compare_aim_runs(foreign):
     store, ids = foreign.store("aim"), foreign.ids("aim")
     table = tb.compare(store, [ids["contexts"], ids["list-tags"], ids["string-hparams"]], ["loss[subset=val]", "loss"])

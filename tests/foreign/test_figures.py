@@ -14,7 +14,7 @@ import trackbook as tb
 from data_fixtures.foreign import OPTUNA_STORAGE, mlflow_plain, optuna_study, trading
 from tests.foreign._truth import aim_series, mlflow_points, mlflow_runs
 from tests.foreign.conftest import MLFLOW_STORES
-from tests.foreign.marks import ISSUE_14_AIM, ISSUE_14_STUDIES
+from tests.foreign.marks import ISSUE_14_STUDIES
 
 
 def _plotted(fig: go.Figure) -> list[float]:
@@ -63,7 +63,6 @@ def test_learning_curves_of_aim_series(foreign):
     assert _plotted(fig) == expected
 
 
-@ISSUE_14_AIM
 def test_learning_curves_of_every_aim_run(foreign):
     store = foreign.store("aim")
     runs = store.runs()

@@ -21,7 +21,6 @@ from tests.foreign._truth import (
     same_values,
 )
 from tests.foreign.conftest import MLFLOW_STORES
-from tests.foreign.marks import ISSUE_14_AIM
 from trackbook.errors import RunNotFound
 
 
@@ -220,7 +219,6 @@ def test_hand_logged_artifacts_download(foreign, tmp_path):
 # -------------------------------------------------------------------------------- Aim
 
 
-@ISSUE_14_AIM
 def test_aim_runs_are_aims(foreign):
     """Every run Aim iterates, with its name, experiment, status and tags (Aim's own included)."""
     repo = foreign.aim_repo()
@@ -241,7 +239,6 @@ def test_aim_runs_are_aims(foreign):
     assert frame.loc[ids["plain"], "tags.team"] == "rl"
 
 
-@ISSUE_14_AIM
 def test_aim_string_hparams_are_kept(foreign):
     run = foreign.store("aim").run(foreign.ids("aim")["string-hparams"])
     assert aim_runs.STRING_HPARAMS in set(run.filter(like="params.").astype(str))
@@ -277,7 +274,6 @@ def test_aim_history_is_aims(foreign):
     assert "ep_rew_mean[tag=rollout]" in set(hist["metric"].astype(str))
 
 
-@ISSUE_14_AIM
 def test_aim_history_of_every_run(foreign):
     store = foreign.store("aim")
     hist = store.history(store.runs())
