@@ -6,6 +6,3 @@ ISSUE_14_STUDIES = pytest.mark.xfail(
     strict=True, reason="issue 14 item 2: studies not written by trackbook (no trial_number tag: AttributeError "
                         "'numpy.float64' object has no attribute 'notna'; Optuna's number/state unread; "
                         "direction defaults to maximize; no objective inference)")
-ISSUE_14_LINKS = pytest.mark.xfail(
-    strict=True, reason="issue 14 item 3: one broken base_model_run_id link (cycle, self link) raises ChainCycle "
-                        "for the whole experiment; base ids with whitespace or in upper case read as missing")

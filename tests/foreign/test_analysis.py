@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 
 import trackbook as tb
+from trackbook import columns as C
 from data_fixtures.foreign import OPTUNA_STORAGE, links, mlflow_plain, optuna_study, trading
 from tests.foreign._truth import mlflow_points, mlflow_runs
-from tests.foreign.marks import ISSUE_14_LINKS, ISSUE_14_STUDIES
+from tests.foreign.marks import ISSUE_14_STUDIES
 from trackbook.errors import ChainCycle, TrackbookError
 
 # ---------------------------------------------------------------------------- compare
@@ -141,22 +142,22 @@ def test_the_chain_of_a_run_in_a_cycle_may_raise(foreign):
             tb.chain(store, ids[key])
 
 
-@ISSUE_14_LINKS
 def test_links_tree_lists_broken_links_with_a_reason(foreign):
     """One bad link is a row with a reason; every healthy chain beside it reads as usual."""
     store, ids = foreign.store("links"), foreign.ids("links")
     tree = tb.chain_tree(store, links.EXPERIMENT).set_index("name")
-    problem = tree["link_problem"]
-    assert problem["cycle-a"] == problem["cycle-b"] == "cycle"
-    assert problem["self"] == "self link"
-    assert problem["missing"] == "missing base" and problem["not-an-id"] == "missing base"
+    problem = tree[C.LINK_PROBLEM]
+    assert problem["cycle-a"] == problem["cycle-b"] == C.LINK_CYCLE
+    assert problem["self"] == C.LINK_SELF
+    assert problem["missing"] == problem["not-an-id"] == C.LINK_MISSING
+    assert tree.loc["missing", "missing_base"] == links.MISSING_ID
+    assert tree.loc["not-an-id", "missing_base"] == links.NOT_AN_ID
     assert problem[["ok-0", "ok-1", "ok-2", "branch-root", "branch-1", "cross-1", "spaced", "upper"]].isna().all()
     assert tree.loc["ok-2", "depth"] == 2 and tree.loc["branch-root", "children"] == 3
     assert tree.loc["cross-0", "experiment"] == links.OTHER_EXPERIMENT
     assert tree.loc["after-cycle", "root_run_id"] in (ids["cycle-a"], ids["cycle-b"])
 
 
-@ISSUE_14_LINKS
 def test_base_ids_with_whitespace_or_upper_case_are_found(foreign):
     store, ids = foreign.store("links"), foreign.ids("links")
     for key in ("spaced", "upper"):
@@ -165,7 +166,6 @@ def test_base_ids_with_whitespace_or_upper_case_are_found(foreign):
         assert chain.runs["run_id"].tolist() == [ids["ok-0"], ids[key]]
 
 
-@ISSUE_14_LINKS
 def test_after_a_cycle_the_chain_stops_with_a_reason(foreign):
     store, ids = foreign.store("links"), foreign.ids("links")
     tree = tb.chain_tree(store, links.EXPERIMENT).set_index("name")
