@@ -13,7 +13,6 @@ import trackbook as tb
 from trackbook import columns as C
 from data_fixtures.foreign import OPTUNA_STORAGE, links, mlflow_plain, optuna_study, trading
 from tests.foreign._truth import mlflow_points, mlflow_runs
-from tests.foreign.marks import ISSUE_14_STUDIES
 from trackbook.errors import ChainCycle, TrackbookError
 
 # ---------------------------------------------------------------------------- compare
@@ -186,7 +185,6 @@ def _optuna_study():
     return load
 
 
-@ISSUE_14_STUDIES
 def test_hand_written_sweep_infers_objective_and_direction(foreign):
     store, ids, client = foreign.store("plain"), foreign.ids("plain"), foreign.client("plain")
     with pytest.warns(UserWarning, match="(?i)infer"):
@@ -203,7 +201,6 @@ def test_hand_written_sweep_infers_objective_and_direction(foreign):
     assert study.best["objective"] == min(finished.values())
 
 
-@ISSUE_14_STUDIES
 def test_hand_written_sweep_with_the_objective_given(foreign):
     store, ids = foreign.store("plain"), foreign.ids("plain")
     with warnings.catch_warnings():
@@ -212,7 +209,6 @@ def test_hand_written_sweep_with_the_objective_given(foreign):
     assert study.best["params.lr"] == pytest.approx(0.003)
 
 
-@ISSUE_14_STUDIES
 def test_ambiguous_objective_is_a_clear_error(foreign):
     store, ids = foreign.store("plain"), foreign.ids("plain")
     with pytest.raises(TrackbookError, match="objective=") as caught:
@@ -223,7 +219,6 @@ def test_ambiguous_objective_is_a_clear_error(foreign):
     assert study.direction == "maximize" and study.best["name"] == "b-3"
 
 
-@ISSUE_14_STUDIES
 def test_study_list_takes_objective_and_direction(foreign):
     store = foreign.store("plain")
     table = tb.study_list(store, mlflow_plain.SWEEP_EXPERIMENT, objective="val_loss", direction="minimize")
@@ -236,7 +231,6 @@ def test_study_list_takes_objective_and_direction(foreign):
     assert (table["direction"] == "minimize").all()
 
 
-@ISSUE_14_STUDIES
 def test_optuna_callback_study_is_optunas(foreign):
     """Trial numbers, states, objectives and the best trial as Optuna itself recorded them."""
     store, ids = foreign.store("optuna"), foreign.ids("optuna")
@@ -257,7 +251,6 @@ def test_optuna_callback_study_is_optunas(foreign):
     assert study.best["objective"] == pytest.approx(truth.best_value)
 
 
-@ISSUE_14_STUDIES
 def test_optuna_study_list_counts_optunas_states(foreign):
     store = foreign.store("optuna")
     truth = _optuna_study()(foreign.root)
@@ -269,7 +262,6 @@ def test_optuna_study_list_counts_optunas_states(foreign):
     assert row["best_objective"] == pytest.approx(truth.best_value)
 
 
-@ISSUE_14_STUDIES
 def test_optuna_study_importance(foreign):
     store, ids = foreign.store("optuna"), foreign.ids("optuna")
     with warnings.catch_warnings():

@@ -14,7 +14,6 @@ import trackbook as tb
 from data_fixtures.foreign import OPTUNA_STORAGE, mlflow_plain, optuna_study, trading
 from tests.foreign._truth import aim_series, mlflow_points, mlflow_runs
 from tests.foreign.conftest import MLFLOW_STORES
-from tests.foreign.marks import ISSUE_14_STUDIES
 
 
 def _plotted(fig: go.Figure) -> list[float]:
@@ -118,7 +117,6 @@ def _study(foreign):
         return tb.study(foreign.store("optuna"), foreign.ids("optuna")["optuna-parent"])
 
 
-@ISSUE_14_STUDIES
 def test_optimization_history_is_optunas(foreign):
     truth, study = _optuna_truth(foreign.root), _study(foreign)
     fig = tb.plots.optimization_history(study.trials, study.direction)
@@ -132,7 +130,6 @@ def test_optimization_history_is_optunas(foreign):
     assert marked.get("fail") == sum(t.state.name == "FAIL" for t in truth.trials)
 
 
-@ISSUE_14_STUDIES
 def test_parallel_coordinates_and_slices_draw_completed_trials(foreign):
     truth, study = _optuna_truth(foreign.root), _study(foreign)
     n_complete = sum(t.state.name == "COMPLETE" for t in truth.trials)
@@ -144,7 +141,6 @@ def test_parallel_coordinates_and_slices_draw_completed_trials(foreign):
     assert all(len(trace.x) == n_complete for trace in slices.data)
 
 
-@ISSUE_14_STUDIES
 def test_param_importance_bars(foreign):
     study = _study(foreign)
     importance = study.importance()
@@ -152,7 +148,6 @@ def test_param_importance_bars(foreign):
     assert sorted(fig.data[0].x) == pytest.approx(sorted(importance["importance"]))
 
 
-@ISSUE_14_STUDIES
 def test_study_figures_on_a_hand_written_sweep(foreign):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
