@@ -39,6 +39,13 @@ SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbook.")
 #: Last sign of life of a run, ms since the epoch (written every 30 s while training).
 TAG_HEARTBEAT = "trackbook.heartbeat"
 
+# ------------------------------------------------------------------- seeds
+#: Params whose name says "seed" (``seed``, ``random_seed``, ``env.seed``, ``seed_offset``)
+#: tell repetitions of one configuration apart; seed statistics never group by them.
+SEED_PARAM = re.compile(r"seed", re.IGNORECASE)
+#: The seed param preferred when several are logged.
+PARAM_SEED = "seed"
+
 # ------------------------------------------------------------ what a training is
 TAG_ALGORITHM = "algorithm"
 PARAM_ALGORITHM = "algorithm"
