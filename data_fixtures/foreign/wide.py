@@ -60,7 +60,7 @@ def write(tracking_uri: str, artifact_root: Path, out_dir: Path) -> dict[str, st
     artifact_base = first.artifact_uri[: -len(f"{rid}/artifacts")]
 
     store = client._tracking_client.store
-    with store.ManagedSessionMaker() as session:
+    with store.ManagedSessionMaker(read_only=False) as session:
         for i in range(1, N_RUNS):
             params, metrics = run_contents(i)
             rid = uuid.uuid4().hex
