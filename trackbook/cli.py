@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
+from pathlib import Path
+from typing import Any
 
 from trackbook.errors import TrackbookError
 
@@ -37,15 +40,42 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
                      help="any other template parameter (a string)")
     rep.add_argument("--no-progress", action="store_true")
-    srv = sub.add_parser("serve", help="a team server: PostgreSQL + mlflow server on 127.0.0.1",
+    srv = sub.add_parser("serve", help="a team server: PostgreSQL + mlflow server (with users on any address "
+                         "but 127.0.0.1)",
                          description="Start PostgreSQL (databases mlflow and optuna) and an mlflow server on it "
                                      "(--app-name trackbook: MLflow's server plus trackbook's Arrow bulk-history "
-                                     "endpoint), bound to 127.0.0.1, until Ctrl+C.")
+                                     "endpoint), until Ctrl+C. Bound to 127.0.0.1 (the default) nothing "
+                                     "authenticates; on any other --host authentication is on: MLflow's basic-auth "
+                                     "app with the endpoint behind its permissions (--app-name trackbook-auth) and "
+                                     "PostgreSQL with scram-sha-256 passwords.")
     srv.add_argument("--folder", default="trackbook-server", help="where the database and artifacts live")
+    srv.add_argument("--host", default="127.0.0.1", help="address to listen on; any but 127.0.0.1 turns "
+                     "authentication on")
     srv.add_argument("--port", type=int, default=5000, help="mlflow server port")
     srv.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (a free one by default)")
     srv.add_argument("--workers", type=int, default=4, help="mlflow server worker processes")
+    srv.add_argument("--allowed-hosts", help="Host headers to accept, comma-separated (mlflow server "
+                     "--allowed-hosts; default: the --host address, every name for 0.0.0.0)")
+    srv.add_argument("--ssl-keyfile", help="TLS key for uvicorn (with --ssl-certfile: the server speaks https)")
+    srv.add_argument("--ssl-certfile", help="TLS certificate for uvicorn")
+    admin = srv.add_subparsers(dest="serve_command", metavar="{users,grant}",
+                               description="manage a running server's users, as its admin (credentials from "
+                                           "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD)")
+    users = admin.add_parser("users", help="users of a server with authentication")
+    users_sub = users.add_subparsers(dest="users_command", required=True)
+    add = users_sub.add_parser("add", help="add a user; the password is prompted for, or read from "
+                               "$TRACKBOOK_USER_PASSWORD, or from stdin with --password-stdin")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
+    add.add_argument("--url", help="the server (default $MLFLOW_TRACKING_URI)")
+    grant = admin.add_parser("grant", help="give a user READ, EDIT or MANAGE on an experiment")
+    grant.add_argument("name")
+    grant.add_argument("experiment", help="experiment name (created if it does not exist)")
+    grant.add_argument("permission", choices=["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"])
+    grant.add_argument("--url", help="the server (default $MLFLOW_TRACKING_URI)")
     args = parser.parse_args(argv)
+    if args.command == "serve" and args.serve_command:
+        return _serve_admin(args)
     if args.command == "serve":
         return _serve(args)
 
@@ -79,8 +109,6 @@ def _report(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     import signal
-    import time
-    from pathlib import Path
 
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
@@ -90,14 +118,46 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, interrupt)
     signal.signal(signal.SIGTERM, interrupt)
 
-    from trackbook.servers import mlflow_server, postgres_server
+    from trackbook.servers import LOCAL_HOST, MlflowAuth
 
     folder = Path(args.folder).resolve()
-    with postgres_server(folder, port=args.pg_port, databases=("mlflow", "optuna")) as pg, \
-            mlflow_server(pg.uri("mlflow"), folder / "mlflow", port=args.port, workers=args.workers) as url:
+    secure = args.host != LOCAL_HOST
+    if bool(args.ssl_keyfile) != bool(args.ssl_certfile):
+        print("trackbook serve: give both --ssl-keyfile and --ssl-certfile, or neither", file=sys.stderr)
+        return 2
+    uvicorn_opts = (f"--ssl-keyfile {shlex.quote(args.ssl_keyfile)} --ssl-certfile {shlex.quote(args.ssl_certfile)}"
+                    if args.ssl_keyfile else None)
+    auth = MlflowAuth(folder / "auth") if secure else None
+    try:
+        return _run_servers(args, folder, auth, uvicorn_opts)
+    except BaseException:
+        if auth:
+            auth.forget_first_start()
+        raise
+
+
+def _run_servers(args: argparse.Namespace, folder: Path, auth: Any, uvicorn_opts: str | None) -> int:
+    import time
+
+    from trackbook.servers import mlflow_server, postgres_server
+
+    secure = auth is not None
+    with postgres_server(folder, port=args.pg_port, databases=("mlflow", "optuna"), host=args.host) as pg, \
+            mlflow_server(pg.uri("mlflow"), folder / "mlflow", port=args.port, workers=args.workers, host=args.host,
+                          auth=auth, env=pg.env, uvicorn_opts=uvicorn_opts,
+                          allowed_hosts=args.allowed_hosts) as url:
         print(f"mlflow server:   {url}          (training processes, notebooks: tb.connect(url))")
         print(f"direct SQL:      {pg.uri('mlflow')}  (read-only analysis without the server)")
         print(f"optuna storage:  {pg.uri('optuna')}  (tb.hpo.optimize(..., storage=...))")
+        if secure:
+            print(f"PostgreSQL password: in {pg.password_file} (owner-only); clients set it in their "
+                  f"environment, never in a URI: export PGPASSWORD=\"$(cat {pg.password_file})\"")
+            print("mlflow users: clients set MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD; add users with "
+                  "`trackbook serve users add NAME`, give them experiments with "
+                  "`trackbook serve grant NAME EXPERIMENT READ|EDIT|MANAGE`.")
+            if auth.admin_password:
+                print(f"admin password (shown this once, MLflow keeps only its hash): {auth.admin_password}")
+                auth.admin_password = None  # shown: a later failure must not forget the admin
         print("Ctrl+C (or SIGTERM) stops both.", flush=True)
         try:
             while True:
@@ -105,6 +165,53 @@ def _serve(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             print("stopping ...")
     return 0
+
+
+def _serve_admin(args: argparse.Namespace) -> int:
+    """``serve users add`` / ``serve grant`` through MLflow's own auth REST client."""
+    import getpass
+    import os
+
+    from mlflow.exceptions import MlflowException
+    from mlflow.server.auth.client import AuthServiceClient
+
+    from trackbook._uri import redact_uri
+
+    url = args.url or os.environ.get("MLFLOW_TRACKING_URI")
+    if not url or not url.startswith(("http://", "https://")):
+        print("trackbook serve: name the server with --url http://HOST:PORT (or $MLFLOW_TRACKING_URI) and set "
+              "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD to the admin's", file=sys.stderr)
+        return 2
+    client = AuthServiceClient(url)
+    try:
+        if args.serve_command == "users":
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\n")
+            else:
+                password = os.environ.get("TRACKBOOK_USER_PASSWORD") or getpass.getpass(f"password for {args.name}: ")
+            if not password:
+                print("trackbook serve users add: empty password; nothing created", file=sys.stderr)
+                return 2
+            client.create_user(args.name, password)
+            print(f"user {args.name} created on {redact_uri(url)}")
+            return 0
+        from mlflow.tracking import MlflowClient
+
+        tracking = MlflowClient(tracking_uri=url)
+        experiment = tracking.get_experiment_by_name(args.experiment)
+        experiment_id = experiment.experiment_id if experiment else tracking.create_experiment(args.experiment)
+        try:
+            client.create_experiment_permission(experiment_id, args.name, args.permission)
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                raise
+            client.update_experiment_permission(experiment_id, args.name, args.permission)
+        print(f"{args.name}: {args.permission} on experiment {args.experiment!r} ({experiment_id})")
+        return 0
+    except MlflowException as exc:
+        print(f"trackbook serve {args.serve_command}: {redact_uri(str(exc).splitlines()[0])} (are "
+              f"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD the admin's?)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

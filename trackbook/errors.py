@@ -120,3 +120,7 @@ class ReportFailed(TrackbookError):
 
 class ReadOnlyStore(UnsupportedStoreURI):
     """A writer was given a store trackbook only reads (a folder of TensorBoard event files)."""
+
+
+class AccessDenied(TrackbookError, PermissionError):
+    """An mlflow server with authentication refused the request: no or wrong credentials (401), or no permission (403)."""

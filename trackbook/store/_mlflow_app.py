@@ -10,6 +10,12 @@ one sends columns.
 The endpoint only reads, and only what MLflow's ``get-history`` endpoints already serve
 to the same caller. A store that is not SQL answers 501 and clients use MLflow's
 endpoints instead.
+
+``mlflow server --app-name trackbook-auth`` is MLflow's basic-auth app (users, passwords,
+per-experiment READ/EDIT/MANAGE) with the same endpoint inside it: the endpoint is one
+more route behind the auth app's ``before_request`` check, which answers 401 without
+valid credentials and 403 unless the user may READ the experiment of every asked run,
+exactly as for MLflow's own ``get-history-bulk``.
 """
 
 from __future__ import annotations
@@ -23,14 +29,46 @@ MAX_RUNS = 1000
 MAX_METRICS = 1000
 
 
-def create_app() -> Any:
-    """MLflow's server app (ASGI under uvicorn, else Flask) with the bulk history endpoint."""
+def _add_route() -> tuple[Any, str]:
     from mlflow.server import app as flask_app
     from mlflow.server.handlers import _add_static_prefix
 
     route = _add_static_prefix(ROUTE)
     if route not in {rule.rule for rule in flask_app.url_map.iter_rules()}:
         flask_app.add_url_rule(route, "trackbook_metrics_history", _history_view, methods=["GET"])
+    return flask_app, route
+
+
+def create_auth_app() -> Any:
+    """MLflow's basic-auth app with the bulk history endpoint behind its permission checks."""
+    from mlflow.server import auth
+
+    flask_app, route = _add_route()
+    auth.BEFORE_REQUEST_VALIDATORS[(route, "GET")] = _can_read_history
+    return auth.create_app(flask_app)
+
+
+def _can_read_history() -> bool:
+    """READ on the experiment of every asked run that exists (unknown runs have no points)."""
+    from flask import request
+    from mlflow.exceptions import MlflowException
+    from mlflow.server import auth
+    from mlflow.server.handlers import _get_tracking_store
+
+    store = _get_tracking_store()
+    existing = []
+    for run_id in request.args.getlist("run_id"):
+        try:
+            store.get_run(run_id)
+        except MlflowException:
+            continue
+        existing.append(run_id)
+    return not existing or auth.validate_can_read_metric_history_bulk(existing)
+
+
+def create_app() -> Any:
+    """MLflow's server app (ASGI under uvicorn, else Flask) with the bulk history endpoint."""
+    flask_app, _ = _add_route()
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 

@@ -11,6 +11,10 @@ come ordered by run id, so in a full response every run but the last one seen is
 complete: the others are asked for again, and a run that alone fills a response is
 read through the paged ``metrics/get-history`` endpoint instead. Nothing is ever
 silently sampled. Requests run concurrently on a bounded pool.
+
+On a server with authentication (``--app-name trackbook-auth``) both paths send MLflow's
+credentials (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``, or a URI's
+``user:password@``); a 401 or 403 becomes :class:`~trackbook.errors.AccessDenied`.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from trackbook import columns as C
+from trackbook._uri import redact_uri
+from trackbook.errors import AccessDenied
 from trackbook.store._mlflow_app import ARROW_STREAM, MAX_METRICS, ROUTE
 from trackbook.store._mlflow_sql import restore_special_values
 
@@ -90,6 +96,7 @@ def _arrow_request(host_creds: Any, run_ids: list[str], metrics: list[str]) -> p
     response = http_request(
         host_creds=host_creds, endpoint=ROUTE, method="GET", params={"run_id": run_ids, "metric_key": metrics}
     )
+    _check_access(response, host_creds, run_ids)
     if response.status_code in (404, 501) or (
         response.ok and not response.headers.get("Content-Type", "").startswith(ARROW_STREAM)
     ):
@@ -126,7 +133,29 @@ def _request(host_creds: Any, endpoint: str, params: dict[str, Any]) -> dict[str
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     response = http_request(host_creds=host_creds, endpoint=endpoint, method="GET", params=params)
+    run_ids = params["run_id"] if isinstance(params["run_id"], list) else [params["run_id"]]
+    _check_access(response, host_creds, run_ids)
     return verify_rest_response(response, endpoint).json()
+
+
+def _check_access(response: Any, host_creds: Any, run_ids: list[str]) -> None:
+    """401 and 403 as errors that say whose credentials were refused and what to ask for."""
+    if response.status_code not in (401, 403):
+        return
+    server = redact_uri(host_creds.host)
+    shown = ", ".join(run_ids[:5]) + (f" and {len(run_ids) - 5} more" if len(run_ids) > 5 else "")
+    if response.status_code == 401:
+        raise AccessDenied(
+            f"The mlflow server {server} refused the credentials for reading the history of runs {shown} (401: "
+            f"{'no credentials sent' if not host_creds.username else 'wrong user name or password'}). Set "
+            f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or connect to http://USER:PASSWORD@host:port); "
+            f"the server's admin adds users with `trackbook serve users add NAME`."
+        )
+    raise AccessDenied(
+        f"User {host_creds.username!r} may not read the history of runs {shown} on {server} (403: no READ "
+        f"permission on their experiment). Ask the server's admin for it: "
+        f"`trackbook serve grant {host_creds.username or 'USER'} EXPERIMENT READ`."
+    )
 
 
 def _read_metric(host_creds: Any, metric: str, run_ids: list[str]) -> list[tuple]:
