@@ -68,10 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     add.add_argument("name")
     add.add_argument("--password-stdin", action="store_true", help="read the password from stdin")
     add.add_argument("--url", help="the server (default $MLFLOW_TRACKING_URI)")
-    grant = admin.add_parser("grant", help="give a user READ, EDIT or MANAGE on an experiment")
+    grant = admin.add_parser("grant", help="give a user READ, EDIT or MANAGE (or DENY) on an experiment")
     grant.add_argument("name")
     grant.add_argument("experiment", help="experiment name (created if it does not exist)")
-    grant.add_argument("permission", choices=["READ", "EDIT", "MANAGE", "NO_PERMISSIONS"])
+    grant.add_argument("permission", choices=["READ", "EDIT", "MANAGE", "DENY"],
+                       help="MLflow's experiment permissions (DENY: none, even where a default would give some)")
     grant.add_argument("--url", help="the server (default $MLFLOW_TRACKING_URI)")
     args = parser.parse_args(argv)
     if args.command == "serve" and args.serve_command:
@@ -200,12 +201,9 @@ def _serve_admin(args: argparse.Namespace) -> int:
         tracking = MlflowClient(tracking_uri=url)
         experiment = tracking.get_experiment_by_name(args.experiment)
         experiment_id = experiment.experiment_id if experiment else tracking.create_experiment(args.experiment)
-        try:
-            client.create_experiment_permission(experiment_id, args.name, args.permission)
-        except MlflowException as exc:
-            if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-                raise
-            client.update_experiment_permission(experiment_id, args.name, args.permission)
+        from mlflow.server.auth.permissions import RESOURCE_TYPE_EXPERIMENT
+
+        client.grant_user_permission(args.name, RESOURCE_TYPE_EXPERIMENT, experiment_id, args.permission)
         print(f"{args.name}: {args.permission} on experiment {args.experiment!r} ({experiment_id})")
         return 0
     except MlflowException as exc:

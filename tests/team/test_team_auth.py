@@ -82,13 +82,13 @@ def team(server):
     for user, password in PASSWORDS.items():
         _admin_cli(server, "users", "add", user, "--password-stdin", stdin=password + "\n")
     _admin_cli(server, "grant", "alice", "shared", "READ")
-    _admin_cli(server, "grant", "alice", "private", "NO_PERMISSIONS")
     _admin_cli(server, "grant", "bob", "training", "EDIT")
     mp = pytest.MonkeyPatch()
     _as(mp, "admin", server["admin"])
     try:
         client = MlflowClient(tracking_uri=server["url"])
         runs = {}
+        client.create_experiment("private")  # alice has no permission on it: default_permission is NO_PERMISSIONS
         for name in ("shared", "private"):
             exp = client.get_experiment_by_name(name)
             run = client.create_run(exp.experiment_id)
@@ -212,10 +212,8 @@ def test_postgresql_refuses_connections_without_the_password(server, monkeypatch
     monkeypatch.setenv("PGPASSWORD", password_file.read_text().strip())
     with psycopg.connect(server["optuna"], connect_timeout=10) as conn:
         assert conn.execute("SELECT current_user").fetchone()[0] == "trackbook"
-    hba = subprocess.run(["sh", "-c", f"cat {server['folder']}/pgdata/pg_hba.conf /tmp/trackbook-pg-*/pgdata/pg_hba.conf"
-                          " 2>/dev/null"], capture_output=True, text=True).stdout
-    rules = [line.split() for line in hba.splitlines() if line.strip() and not line.startswith("#")]
-    assert rules and all(rule[-1] == "scram-sha-256" for rule in rules), rules
+        rules = conn.execute("SELECT type, auth_method FROM pg_hba_file_rules").fetchall()
+    assert rules and all(method == "scram-sha-256" for _, method in rules), rules
 
 
 def test_no_secret_in_logs_process_arguments_or_reports(server, team, tmp_path, monkeypatch):

@@ -142,19 +142,22 @@ def _check_access(response: Any, host_creds: Any, run_ids: list[str]) -> None:
     """401 and 403 as errors that say whose credentials were refused and what to ask for."""
     if response.status_code not in (401, 403):
         return
+    from urllib.parse import urlsplit
+
     server = redact_uri(host_creds.host)
+    user = host_creds.username or urlsplit(host_creds.host).username
     shown = ", ".join(run_ids[:5]) + (f" and {len(run_ids) - 5} more" if len(run_ids) > 5 else "")
     if response.status_code == 401:
         raise AccessDenied(
             f"The mlflow server {server} refused the credentials for reading the history of runs {shown} (401: "
-            f"{'no credentials sent' if not host_creds.username else 'wrong user name or password'}). Set "
+            f"{'no credentials sent' if not user else f'wrong user name or password for {user!r}'}). Set "
             f"MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or connect to http://USER:PASSWORD@host:port); "
             f"the server's admin adds users with `trackbook serve users add NAME`."
         )
     raise AccessDenied(
-        f"User {host_creds.username!r} may not read the history of runs {shown} on {server} (403: no READ "
+        f"User {user!r} may not read the history of runs {shown} on {server} (403: no READ "
         f"permission on their experiment). Ask the server's admin for it: "
-        f"`trackbook serve grant {host_creds.username or 'USER'} EXPERIMENT READ`."
+        f"`trackbook serve grant {user or 'USER'} EXPERIMENT READ`."
     )
 
 
