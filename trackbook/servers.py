@@ -105,6 +105,9 @@ class MlflowAuth:
             f"database_uri = sqlite:///{self.database}\n"
             f"admin_username = {self.admin}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
+            # MLflow's own credential cache: without it every request pays a PBKDF2 hash; a
+            # changed password or deleted user is seen by every worker within this many seconds
+            "auth_cache_ttl_seconds = 60\n"
         )
 
     def forget_first_start(self) -> None:
