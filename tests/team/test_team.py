@@ -173,6 +173,6 @@ def test_three_optuna_workers_share_one_study_on_postgresql(team, tmp_path: Path
 def test_eight_trainings_on_one_sqlite_file(tmp_path: Path):
     """The embedded store under the same load: busy sqlite writes are retried, none lost or doubled."""
     uri = f"sqlite:///{tmp_path / 'shared.db'}"
-    tb.connect(uri).experiments()  # create the schema once, before the writers race for it
+    tb.connect(uri, create=True).experiments()  # create the schema once, before the writers race for it
     results = _train_concurrently(uri, "team-sqlite", tmp_path)
     _assert_exactly_once(tb.connect(uri), results)
