@@ -1,15 +1,21 @@
 """Set-based reads of MLflow's SQL schema (sqlite, PostgreSQL, MySQL): the bulk path.
 
-Only SELECTs, through the engine of MLflow's own SqlAlchemyStore. Two queries per
-chunk of runs, both ordered by MLflow's ``(run_uuid, key, step)`` index:
+Only SELECTs. Two queries per chunk of runs, both ordered by MLflow's
+``(run_uuid, key, step)`` index:
 
 1. ``GROUP BY run_uuid, key``: how many points each series has;
 2. ``step, value, is_nan, timestamp`` only, in the same order.
 
-The run id and metric name of each point follow from the counts, so the driver never
-builds two Python strings per point, which is most of the cost of a plain
-``SELECT *`` into pandas. If a series grew between the two queries (a RUNNING run),
-the counts disagree and the chunk is read again with the labels in every row.
+The run id and metric name of each point follow from the counts, so no string is
+read per point. Where an ADBC driver is installed (``adbc-driver-sqlite``,
+``adbc-driver-postgresql``: the ``fast`` extra) the second query lands in Arrow
+columns straight from the database's C client, with no Python object per point;
+elsewhere rows come through the SQLAlchemy engine's DBAPI driver into a NumPy record
+array (the fallback). If a series grew between the two queries (a RUNNING run), the
+counts disagree and the chunk is read again with the labels in every row.
+
+Rows come back in the order of the run ids asked for, then metric name and step,
+which is the order ``history()`` returns, so no sort follows.
 
 MLflow keeps NaN as ``value=0, is_nan=true`` and ±inf as ±``sys.float_info.max``;
 both are turned back into NaN and ±inf here.
@@ -28,7 +34,11 @@ from trackbook.store.base import RunRecord
 
 _RUNS_PER_QUERY = 500
 _FETCH_ROWS = 100_000
+_ADBC_BATCH_ROWS = 65_536
 _POINT = np.dtype([("step", "i8"), ("value", "f8"), ("is_nan", "i1"), ("timestamp", "i8")])
+
+#: Engines whose ADBC connection failed once (driver missing or refused): not asked again.
+_no_adbc: set[str] = set()
 
 
 def engine_of(client: Any):
@@ -46,12 +56,58 @@ def _connect(engine: Any) -> tuple[Any, str]:
     return conn, "?" if style == "qmark" else "%s"
 
 
+def _adbc_connect(engine: Any) -> tuple[Any, str] | None:
+    """An ADBC connection to the engine's database and its placeholder, or None.
+
+    None where no ADBC driver for the dialect is installed or it cannot open the
+    database (then the DBAPI fallback reads, and the engine is not asked again).
+    """
+    url = engine.url
+    key = url.render_as_string(hide_password=True)
+    if key in _no_adbc:
+        return None
+    try:
+        if url.get_backend_name() == "sqlite":
+            if not url.database or url.database == ":memory:":
+                raise ValueError("an in-memory database is private to its SQLAlchemy connection")
+            import adbc_driver_sqlite.dbapi as adbc
+
+            conn = adbc.connect(f"file:{url.database}?mode=ro")
+            placeholder = "?"
+        elif url.get_backend_name() == "postgresql":
+            import adbc_driver_postgresql.dbapi as adbc
+
+            conn = adbc.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+            placeholder = "$"
+        else:
+            raise ValueError(f"no ADBC driver for {url.get_backend_name()}")
+    except Exception:  # noqa: BLE001 - ImportError, or the driver's own errors: use the fallback
+        _no_adbc.add(key)
+        return None
+    return conn, placeholder
+
+
+def _marks(placeholder: str, start: int, n: int) -> str:
+    """``?, ?, ...`` (qmark, %s) or ``$k, $k+1, ...`` (PostgreSQL's numbered binds)."""
+    if placeholder == "$":
+        return ",".join(f"${i}" for i in range(start + 1, start + n + 1))
+    return ",".join([placeholder] * n)
+
+
 def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
-    """Status and per-metric signature (last step, timestamp, value) of active runs."""
+    """Status and per-metric signature of active runs: what the history cache checks.
+
+    A signature changes whenever a point is added to the series, whatever its step:
+    ``[count, max rowid]`` on sqlite (a new row always gets a larger rowid than every
+    row there), ``[count, max step]`` elsewhere; both come from MLflow's
+    ``(run_uuid, key, step)`` index without touching the table's rows. MLflow's
+    ``latest_metrics`` would not do: a point logged at an earlier step leaves it as is.
+    """
+    newest = "MAX(rowid)" if engine.url.get_backend_name() == "sqlite" else "MAX(step)"
     out: dict[str, RunRecord] = {}
     conn, ph = _connect(engine)
     try:
@@ -65,13 +121,13 @@ def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
             for run_id, status in cur.fetchall():
                 out[run_id] = RunRecord(run_id, "", "", "", status, None, None, metric_signatures={})
             cur.execute(
-                f"SELECT run_uuid, key, step, timestamp, value, is_nan FROM latest_metrics "
-                f"WHERE run_uuid IN ({marks})",
+                f"SELECT run_uuid, key, COUNT(*), {newest} FROM metrics WHERE run_uuid IN ({marks}) "
+                f"GROUP BY run_uuid, key",
                 chunk,
             )
-            for run_id, key, step, timestamp, value, is_nan in cur.fetchall():
+            for run_id, key, count, last in cur.fetchall():
                 if run_id in out:
-                    out[run_id].metric_signatures[key] = [int(step), int(timestamp), repr(float(value)), bool(is_nan)]
+                    out[run_id].metric_signatures[key] = [int(count), int(last)]
         cur.close()
     finally:
         conn.close()
@@ -79,54 +135,68 @@ def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
 
 
 def read_points(engine: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Every point of these metrics of these runs, ordered by run, metric and step."""
+    """Every point of these metrics of these runs, ordered by run (as given), metric and step."""
     if not metrics or not run_ids:
         return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
-    conn, ph = _connect(engine)
+    adbc = _adbc_connect(engine)
+    conn, ph = adbc if adbc is not None else _connect(engine)
     try:
-        parts = [_read_chunk(conn, ph, chunk, metrics) for chunk in _chunks(run_ids, _RUNS_PER_QUERY)]
+        parts = [_read_chunk(conn, ph, chunk, metrics, adbc is not None) for chunk in _chunks(run_ids, _RUNS_PER_QUERY)]
     finally:
         conn.close()
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    return parts[0] if len(parts) == 1 else _concat(parts)
 
 
-def _read_chunk(conn: Any, ph: str, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
-    where = (
-        f"run_uuid IN ({','.join([ph] * len(run_ids))}) AND key IN ({','.join([ph] * len(metrics))})"
+def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    from pandas.api.types import union_categoricals
+
+    return pd.DataFrame(
+        {
+            col: union_categoricals([p[col] for p in parts]) if col in (C.RUN_ID, C.METRIC)
+            else np.concatenate([p[col].to_numpy() for p in parts])
+            for col in C.HISTORY_COLUMNS
+        }
     )
+
+
+def _read_chunk(conn: Any, ph: str, run_ids: list[str], metrics: list[str], arrow: bool) -> pd.DataFrame:
+    where = f"run_uuid IN ({_marks(ph, 0, len(run_ids))}) AND key IN ({_marks(ph, len(run_ids), len(metrics))})"
     params = [*run_ids, *metrics]
     cur = conn.cursor()
     try:
+        if arrow and ph == "?":  # sqlite: bigger batches than its default 1,024 rows
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_ADBC_BATCH_ROWS)})
         cur.execute(
             f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE {where} GROUP BY run_uuid, key ORDER BY run_uuid, key",
             params,
         )
-        series = cur.fetchall()
+        series = [(str(r), str(k), int(n)) for r, k, n in cur.fetchall()]
         cur.execute(
             f"SELECT step, value, is_nan, timestamp FROM metrics WHERE {where} ORDER BY run_uuid, key, step",
             params,
         )
-        points = _fetch_structured(cur)
-        if len(points) == sum(n for _, _, n in series):
-            counts = np.array([n for _, _, n in series], dtype=np.int64)
-            run_col = _repeat_labels([s[0] for s in series], counts)
-            key_col = _repeat_labels([s[1] for s in series], counts)
-        else:  # points were added between the two queries: read them with their labels
-            cur.execute(
-                f"SELECT run_uuid, key, step, value, is_nan, timestamp FROM metrics WHERE {where} "
-                f"ORDER BY run_uuid, key, step",
-                params,
-            )
-            rows = cur.fetchall()
-            run_col = pd.Categorical([r[0] for r in rows])
-            key_col = pd.Categorical([r[1] for r in rows])
-            points = np.fromiter((r[2:] for r in rows), dtype=_POINT, count=len(rows))
+        steps, values, is_nan, times = _fetch_arrow(cur) if arrow else _fetch_structured(cur)
+        counts = np.array([n for _, _, n in series], dtype=np.int64)
+        if len(steps) != counts.sum():  # points were added between the two queries: read them with their labels
+            return _read_labelled(cur, where, params)
     finally:
         cur.close()
+    return _in_request_order(series, counts, run_ids, steps, values, is_nan, times)
+
+
+def _read_labelled(cur: Any, where: str, params: list[str]) -> pd.DataFrame:
+    """Every point with its run id and metric name: the rare path for a series that grew."""
+    cur.execute(
+        f"SELECT run_uuid, key, step, value, is_nan, timestamp FROM metrics WHERE {where} "
+        f"ORDER BY run_uuid, key, step",
+        params,
+    )
+    rows = cur.fetchall()
+    points = np.fromiter((tuple(r[2:]) for r in rows), dtype=_POINT, count=len(rows))
     return pd.DataFrame(
         {
-            C.RUN_ID: run_col,
-            C.METRIC: key_col,
+            C.RUN_ID: pd.Categorical([r[0] for r in rows]),
+            C.METRIC: pd.Categorical([r[1] for r in rows]),
             C.STEP: points["step"],
             C.VALUE: restore_special_values(points["value"], points["is_nan"]),
             C.TIMESTAMP: points["timestamp"],
@@ -134,20 +204,53 @@ def _read_chunk(conn: Any, ph: str, run_ids: list[str], metrics: list[str]) -> p
     )
 
 
-def _repeat_labels(labels: list[str], counts: np.ndarray) -> pd.Categorical:
-    """Each label repeated ``counts`` times, as a categorical (no string per row)."""
-    names, codes = np.unique(np.array(labels, dtype=object), return_inverse=True)
-    return pd.Categorical.from_codes(np.repeat(codes.astype(np.int32), counts), categories=names)
+def _in_request_order(series, counts, run_ids, steps, values, is_nan, times) -> pd.DataFrame:
+    """Label the points from the series counts and put the series in the order asked for."""
+    run_names, run_codes = np.unique(np.array([s[0] for s in series], dtype=object), return_inverse=True)
+    key_names, key_codes = np.unique(np.array([s[1] for s in series], dtype=object), return_inverse=True)
+    position = {r: i for i, r in enumerate(run_ids)}
+    # The database's collation may not sort like Python; order series here.
+    order = np.lexsort((key_codes, np.array([position[r] for r in run_names[run_codes]], dtype=np.int64)))
+    if len(order) and np.any(np.diff(order) != 1):
+        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        lengths = counts[order]
+        offsets = np.repeat(starts[order] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
+        take = np.arange(int(lengths.sum()), dtype=np.int64) + offsets
+        steps, values, is_nan, times = steps[take], values[take], is_nan[take], times[take]
+        run_codes, key_codes, counts = run_codes[order], key_codes[order], lengths
+    return pd.DataFrame(
+        {
+            C.RUN_ID: pd.Categorical.from_codes(np.repeat(run_codes.astype(np.int32), counts), categories=run_names),
+            C.METRIC: pd.Categorical.from_codes(np.repeat(key_codes.astype(np.int32), counts), categories=key_names),
+            C.STEP: steps,
+            C.VALUE: restore_special_values(values, is_nan),
+            C.TIMESTAMP: times,
+        }
+    )
 
 
-def _fetch_structured(cur: Any) -> np.ndarray:
+def _fetch_arrow(cur: Any) -> tuple[np.ndarray, ...]:
+    """The four point columns of an ADBC cursor as NumPy arrays (Arrow buffers, no rows)."""
+    table = cur.fetch_arrow_table()
+
+    def column(name: str, dtype: str) -> np.ndarray:
+        col = table.column(name)
+        if col.null_count:  # sqlite's loose typing: an empty value in a NOT NULL column cannot occur
+            raise ValueError(f"NULL {name} in MLflow's metrics table")
+        return col.to_numpy().astype(dtype, copy=False) if len(col) else np.empty(0, dtype)
+
+    return column("step", "int64"), column("value", "float64"), column("is_nan", "bool"), column("timestamp", "int64")
+
+
+def _fetch_structured(cur: Any) -> tuple[np.ndarray, ...]:
     parts = []
     while True:
         rows = cur.fetchmany(_FETCH_ROWS)
         if not rows:
             break
         parts.append(np.fromiter(rows, dtype=_POINT, count=len(rows)))
-    return np.concatenate(parts) if parts else np.empty(0, dtype=_POINT)
+    points = np.concatenate(parts) if parts else np.empty(0, dtype=_POINT)
+    return points["step"], points["value"], points["is_nan"], points["timestamp"]
 
 
 def restore_special_values(values: Any, is_nan: Any = None) -> Any:

@@ -111,7 +111,19 @@ class MLflowStore(Store):
     def _history_index(self, run_ids: list[str]) -> list[RunRecord]:
         if self._engine is not None:
             return _mlflow_sql.history_index(self._engine, run_ids)
+        if self._host_creds is not None:
+            found = _mlflow_rest.history_index(self._host_creds, run_ids)
+            if found is not None:
+                return found
         return self._get_runs(run_ids)
+
+    def _history_cacheable(self) -> bool:
+        """SQL stores and trackbook's server count each series' points; other stores
+        (a stock mlflow server, a file store) tell only the latest point, which a point
+        logged later at an earlier step does not change, so their runs are not cached."""
+        if self._engine is not None:
+            return True
+        return self._host_creds is not None and self._host_creds.host not in _mlflow_rest._no_index
 
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
         if self._engine is not None:
