@@ -98,7 +98,32 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
+def store_version(engine: Any) -> tuple[int, ...] | None:
+    """Something that changes whenever a point or a run is added anywhere in a sqlite
+    store, read in O(log n): the largest rowid of ``metrics`` and of ``runs``, and the
+    number of runs. None for other databases (they have no such cheap answer).
+
+    A new row gets a rowid larger than every row there, so a point added anywhere
+    moves it. It could only come back to an earlier value if the newest rows were
+    deleted (``mlflow gc`` of the newest runs) and exactly as many points then added,
+    with as many runs created; the run count and run rowid make that the more remote.
+    """
+    if engine.url.get_backend_name() != "sqlite":
+        return None
+    conn, _ = _connect(engine)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT (SELECT MAX(rowid) FROM metrics), (SELECT MAX(rowid) FROM runs), (SELECT COUNT(*) FROM runs)")
+        row = cur.fetchone()
+        cur.close()
+    finally:
+        conn.close()
+    return tuple(int(v or 0) for v in row)
+
+
+def history_index(
+    engine: Any, run_ids: list[str], known: dict[str, dict[str, Any]] | None = None
+) -> list[RunRecord]:
     """Status and per-metric signature of active runs: what the history cache checks.
 
     A signature changes whenever a point is added to the series, whatever its step:
@@ -106,7 +131,12 @@ def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
     row there), ``[count, max step]`` elsewhere; both come from MLflow's
     ``(run_uuid, key, step)`` index without touching the table's rows. MLflow's
     ``latest_metrics`` would not do: a point logged at an earlier step leaves it as is.
+
+    ``known`` (run id -> signatures the caller knows to be current, e.g. from an
+    earlier call while :func:`store_version` stayed the same) spares those runs the
+    scan of their points; their status is still read.
     """
+    known = known or {}
     newest = "MAX(rowid)" if engine.url.get_backend_name() == "sqlite" else "MAX(step)"
     out: dict[str, RunRecord] = {}
     conn, ph = _connect(engine)
@@ -119,11 +149,15 @@ def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
                 chunk,
             )
             for run_id, status in cur.fetchall():
-                out[run_id] = RunRecord(run_id, "", "", "", status, None, None, metric_signatures={})
+                sigs = dict(known[run_id]) if run_id in known else {}
+                out[run_id] = RunRecord(run_id, "", "", "", status, None, None, metric_signatures=sigs)
+            scan = [r for r in chunk if r not in known]
+            if not scan:
+                continue
             cur.execute(
-                f"SELECT run_uuid, key, COUNT(*), {newest} FROM metrics WHERE run_uuid IN ({marks}) "
+                f"SELECT run_uuid, key, COUNT(*), {newest} FROM metrics WHERE run_uuid IN ({','.join([ph] * len(scan))}) "
                 f"GROUP BY run_uuid, key",
-                chunk,
+                scan,
             )
             for run_id, key, count, last in cur.fetchall():
                 if run_id in out:
@@ -134,14 +168,29 @@ def history_index(engine: Any, run_ids: list[str]) -> list[RunRecord]:
     return list(out.values())
 
 
-def read_points(engine: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
-    """Every point of these metrics of these runs, ordered by run (as given), metric and step."""
+def read_points(
+    engine: Any, run_ids: list[str], metrics: list[str], counts: dict[str, dict[str, int]] | None = None
+) -> pd.DataFrame:
+    """Every point of these metrics of these runs, ordered by run (as given), metric and step.
+
+    ``counts`` (run id -> {metric: points}, from :func:`history_index` signatures)
+    saves the counting query for the runs it covers. Points are only ever added, so
+    if the points read add up to the counts, the counts are those of what was read;
+    if not, the chunk is read again with its labels.
+    """
     if not metrics or not run_ids:
         return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
     adbc = _adbc_connect(engine)
     conn, ph = adbc if adbc is not None else _connect(engine)
+    sqlite = engine.url.get_backend_name() == "sqlite"
     try:
-        parts = [_read_chunk(conn, ph, chunk, metrics, adbc is not None) for chunk in _chunks(run_ids, _RUNS_PER_QUERY)]
+        parts = []
+        for chunk in _chunks(run_ids, _RUNS_PER_QUERY):
+            known = None
+            if counts is not None and all(r in counts for r in chunk):
+                wanted = set(metrics)
+                known = [(r, k, n) for r in chunk for k, n in counts[r].items() if k in wanted]
+            parts.append(_read_chunk(conn, ph, chunk, metrics, arrow=adbc is not None, sqlite=sqlite, series=known))
     finally:
         conn.close()
     return parts[0] if len(parts) == 1 else _concat(parts)
@@ -159,22 +208,38 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     )
 
 
-def _read_chunk(conn: Any, ph: str, run_ids: list[str], metrics: list[str], arrow: bool) -> pd.DataFrame:
+def _read_chunk(
+    conn: Any, ph: str, run_ids: list[str], metrics: list[str], *, arrow: bool, sqlite: bool,
+    series: list[tuple[str, str, int]] | None,
+) -> pd.DataFrame:
     where = f"run_uuid IN ({_marks(ph, 0, len(run_ids))}) AND key IN ({_marks(ph, len(run_ids), len(metrics))})"
     params = [*run_ids, *metrics]
     cur = conn.cursor()
     try:
-        if arrow and ph == "?":  # sqlite: bigger batches than its default 1,024 rows
+        if arrow and sqlite:  # bigger batches than the driver's default 1,024 rows
             cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_ADBC_BATCH_ROWS)})
-        cur.execute(
-            f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE {where} GROUP BY run_uuid, key ORDER BY run_uuid, key",
-            params,
-        )
-        series = [(str(r), str(k), int(n)) for r, k, n in cur.fetchall()]
-        cur.execute(
-            f"SELECT step, value, is_nan, timestamp FROM metrics WHERE {where} ORDER BY run_uuid, key, step",
-            params,
-        )
+        if series is None or not sqlite:
+            # The points come in the database's (run_uuid, key) order, which only it
+            # knows for its collation: the counts come in the same order.
+            cur.execute(
+                f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE {where} GROUP BY run_uuid, key "
+                f"ORDER BY run_uuid, key",
+                params,
+            )
+            series = [(str(r), str(k), int(n)) for r, k, n in cur.fetchall()]
+        else:  # sqlite compares MLflow's VARCHAR columns bytewise (BINARY collation)
+            series = sorted(series, key=lambda s: (s[0].encode(), s[1].encode()))
+        select = "SELECT step, value, is_nan, timestamp FROM metrics"
+        order = f"WHERE {where} ORDER BY run_uuid, key, step"
+        if sqlite:
+            # sqlite's planner prefers MLflow's primary key (key first) and then sorts
+            # every point in a temporary B-tree; walking the run index is 3-4x faster.
+            try:
+                cur.execute(f"{select} INDEXED BY index_metrics_run_uuid_key_step {order}", params)
+            except Exception:  # noqa: BLE001 - an older schema without that index
+                cur.execute(f"{select} {order}", params)
+        else:
+            cur.execute(f"{select} {order}", params)
         steps, values, is_nan, times = _fetch_arrow(cur) if arrow else _fetch_structured(cur)
         counts = np.array([n for _, _, n in series], dtype=np.int64)
         if len(steps) != counts.sum():  # points were added between the two queries: read them with their labels

@@ -464,7 +464,11 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
 def _as_categorical(values: pd.Series) -> pd.Categorical:
     """``values`` as a categorical of the labels present, with ``str`` categories."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        cat = values.array.remove_unused_categories()
+        cat = values.array
+        codes = np.asarray(cat.codes)
+        # bincount, not remove_unused_categories' sort of every code: O(points) once
+        if not (np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0).all():
+            cat = cat.remove_unused_categories()
     else:
         cat = pd.Categorical(values.astype(object))
     if cat.categories.dtype != "str":
