@@ -31,7 +31,7 @@ from pandas.api.types import union_categoricals
 
 from trackbook import columns as C
 from trackbook.store._mlflow_app import ARROW_STREAM, INDEX_ROUTE, MAX_METRICS, MAX_RUNS, ROUTE
-from trackbook.store.base import RunRecord
+from trackbook.store.frames import RunRecord
 from trackbook.store._mlflow_sql import restore_special_values
 
 BULK_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
