@@ -283,4 +283,9 @@ def _atomic_write(folder: Path, name: str, write) -> None:
 
 
 def _jsonable(signature: Signature) -> Signature:
+    """``signature`` as it reads back from JSON (a list of ints stays one: the common case)."""
+    if signature is None or isinstance(signature, str | int | float):
+        return signature
+    if isinstance(signature, list | tuple) and all(type(x) in (int, str) for x in signature):
+        return list(signature)
     return json.loads(json.dumps(signature, default=str))

@@ -240,13 +240,13 @@ def _read_chunk(
                 cur.execute(f"{select} {order}", params)
         else:
             cur.execute(f"{select} {order}", params)
-        steps, values, is_nan, times = _fetch_arrow(cur) if arrow else _fetch_structured(cur)
-        counts = np.array([n for _, _, n in series], dtype=np.int64)
-        if len(steps) != counts.sum():  # points were added between the two queries: read them with their labels
+        plan = _Plan(series, run_ids)
+        columns = _fetch_into(_arrow_batches(cur) if arrow else _dbapi_batches(cur), plan)
+        if columns is None:  # points were added between the two queries: read them with their labels
             return _read_labelled(cur, where, params)
     finally:
         cur.close()
-    return _in_request_order(series, counts, run_ids, steps, values, is_nan, times)
+    return plan.frame(*columns)
 
 
 def _read_labelled(cur: Any, where: str, params: list[str]) -> pd.DataFrame:
@@ -269,53 +269,83 @@ def _read_labelled(cur: Any, where: str, params: list[str]) -> pd.DataFrame:
     )
 
 
-def _in_request_order(series, counts, run_ids, steps, values, is_nan, times) -> pd.DataFrame:
-    """Label the points from the series counts and put the series in the order asked for."""
-    run_names, run_codes = np.unique(np.array([s[0] for s in series], dtype=object), return_inverse=True)
-    key_names, key_codes = np.unique(np.array([s[1] for s in series], dtype=object), return_inverse=True)
-    position = {r: i for i, r in enumerate(run_ids)}
-    # The database's collation may not sort like Python; order series here.
-    order = np.lexsort((key_codes, np.array([position[r] for r in run_names[run_codes]], dtype=np.int64)))
-    if len(order) and np.any(np.diff(order) != 1):
-        starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-        lengths = counts[order]
-        offsets = np.repeat(starts[order] - np.concatenate([[0], np.cumsum(lengths)[:-1]]), lengths)
-        take = np.arange(int(lengths.sum()), dtype=np.int64) + offsets
-        steps, values, is_nan, times = steps[take], values[take], is_nan[take], times[take]
-        run_codes, key_codes, counts = run_codes[order], key_codes[order], lengths
-    return pd.DataFrame(
-        {
-            C.RUN_ID: pd.Categorical.from_codes(np.repeat(run_codes.astype(np.int32), counts), categories=run_names),
-            C.METRIC: pd.Categorical.from_codes(np.repeat(key_codes.astype(np.int32), counts), categories=key_names),
-            C.STEP: steps,
-            C.VALUE: restore_special_values(values, is_nan),
-            C.TIMESTAMP: times,
-        }
-    )
+class _Plan:
+    """Where each point of a (run_uuid, key, step)-ordered result goes in the order
+    asked for (run as given, metric name, step), and the labels of that order."""
+
+    def __init__(self, series: list[tuple[str, str, int]], run_ids: list[str]) -> None:
+        counts = np.array([n for _, _, n in series], dtype=np.int64)
+        self.run_names, run_codes = np.unique(np.array([s[0] for s in series], dtype=object), return_inverse=True)
+        self.key_names, key_codes = np.unique(np.array([s[1] for s in series], dtype=object), return_inverse=True)
+        position = {r: i for i, r in enumerate(run_ids)}
+        order = np.lexsort((key_codes, np.array([position[r] for r in self.run_names[run_codes]], dtype=np.int64)))
+        self.total = int(counts.sum())
+        self.dest = None  # the database's order is already the one asked for
+        if len(order) and np.any(np.diff(order) != 1):
+            rank = np.empty_like(order)
+            rank[order] = np.arange(len(order))
+            out_starts = np.concatenate([[0], np.cumsum(counts[order])[:-1]]).astype(np.int64)
+            db_starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+            self.dest = np.repeat(out_starts[rank] - db_starts, counts)
+            self.dest += np.arange(self.total, dtype=np.int64)
+        self.run_codes, self.key_codes, self.counts = run_codes[order], key_codes[order], counts[order]
+
+    def frame(self, steps: np.ndarray, values: np.ndarray, times: np.ndarray) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                C.RUN_ID: pd.Categorical.from_codes(
+                    np.repeat(self.run_codes.astype(np.int32), self.counts), categories=self.run_names
+                ),
+                C.METRIC: pd.Categorical.from_codes(
+                    np.repeat(self.key_codes.astype(np.int32), self.counts), categories=self.key_names
+                ),
+                C.STEP: steps,
+                C.VALUE: values,
+                C.TIMESTAMP: times,
+            },
+            copy=False,
+        )
 
 
-def _fetch_arrow(cur: Any) -> tuple[np.ndarray, ...]:
-    """The four point columns of an ADBC cursor as NumPy arrays (Arrow buffers, no rows)."""
-    table = cur.fetch_arrow_table()
+def _fetch_into(batches, plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The points, batch by batch, straight into their place in three preallocated
+    columns: the result is never held twice. None if the rows do not add up to the counts."""
+    steps = np.empty(plan.total, dtype=np.int64)
+    values = np.empty(plan.total, dtype=np.float64)
+    times = np.empty(plan.total, dtype=np.int64)
+    at = 0
+    for step, value, is_nan, timestamp in batches:
+        n = len(step)
+        if at + n > plan.total:
+            return None
+        where = slice(at, at + n) if plan.dest is None else plan.dest[at : at + n]
+        steps[where] = step
+        values[where] = restore_special_values(value, is_nan)
+        times[where] = timestamp
+        at += n
+    return (steps, values, times) if at == plan.total else None
 
-    def column(name: str, dtype: str) -> np.ndarray:
-        col = table.column(name)
-        if col.null_count:  # sqlite's loose typing: an empty value in a NOT NULL column cannot occur
-            raise ValueError(f"NULL {name} in MLflow's metrics table")
-        return col.to_numpy().astype(dtype, copy=False) if len(col) else np.empty(0, dtype)
 
-    return column("step", "int64"), column("value", "float64"), column("is_nan", "bool"), column("timestamp", "int64")
+def _arrow_batches(cur: Any):
+    """``(step, value, is_nan, timestamp)`` arrays per Arrow record batch of an ADBC cursor."""
+    for batch in cur.fetch_record_batch():
+        columns = []
+        for name in ("step", "value", "is_nan", "timestamp"):
+            col = batch.column(name)
+            if col.null_count:  # sqlite's loose typing: cannot happen in MLflow's NOT NULL columns
+                raise ValueError(f"NULL {name} in MLflow's metrics table")
+            columns.append(col.to_numpy(zero_copy_only=False))
+        yield columns
 
 
-def _fetch_structured(cur: Any) -> tuple[np.ndarray, ...]:
-    parts = []
+def _dbapi_batches(cur: Any):
+    """The same from a DBAPI cursor, through a NumPy record array per ``fetchmany``."""
     while True:
         rows = cur.fetchmany(_FETCH_ROWS)
         if not rows:
-            break
-        parts.append(np.fromiter(rows, dtype=_POINT, count=len(rows)))
-    points = np.concatenate(parts) if parts else np.empty(0, dtype=_POINT)
-    return points["step"], points["value"], points["is_nan"], points["timestamp"]
+            return
+        points = np.fromiter(rows, dtype=_POINT, count=len(rows))
+        yield points["step"], points["value"], points["is_nan"], points["timestamp"]
 
 
 def restore_special_values(values: Any, is_nan: Any = None) -> Any:

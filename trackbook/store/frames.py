@@ -106,8 +106,8 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
     """
     present = _as_categorical(frame[C.RUN_ID])
     # from_codes, not set_categories: the latter overflows its int8 codes past 127 new categories.
-    position = pd.Index(run_ids).get_indexer(present.categories)
-    codes = position[present.codes] if len(position) else np.full(len(present), -1)
+    position = pd.Index(run_ids).get_indexer(present.categories).astype(np.int32)
+    codes = position[present.codes] if len(position) else np.full(len(present), -1, dtype=np.int32)
     runs = pd.Categorical.from_codes(np.where(present.codes >= 0, codes, -1), categories=pd.Index(run_ids, dtype="str"))
     metric = _as_categorical(frame[C.METRIC])
     metric = metric.reorder_categories(sorted(metric.categories))
@@ -118,7 +118,8 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
             C.STEP: frame[C.STEP].to_numpy(dtype="int64"),
             C.VALUE: frame[C.VALUE].to_numpy(dtype="float64"),
             C.TIMESTAMP: to_utc(frame[C.TIMESTAMP]),
-        }
+        },
+        copy=False,  # fresh or read-only columns already; a dict would be copied by default
     )
     if len(out) < 2:
         return out
@@ -179,7 +180,7 @@ def _is_sorted(keys: tuple[np.ndarray, ...]) -> bool:
     undecided = np.ones(len(keys[0]) - 1, dtype=bool)
     for key in reversed(keys):
         diff = np.diff(key)
-        if np.any(diff[undecided] < 0):
+        if np.any((diff < 0) & undecided):  # masks, not diff[undecided]: no copy of the diffs
             return False
         undecided &= diff == 0
         if not undecided.any():
