@@ -171,9 +171,9 @@ class HistoryCache:
         for run_id, sigs in signatures.items():
             old = runs.get(run_id) or {"complete": False, "metrics": {}}
             metrics = dict(old["metrics"])
-            metrics.update({m: [batch, _jsonable(sig)] for m, sig in sigs.items()})
+            metrics.update({m: [batch, sig] for m, sig in sigs.items()})  # JSON normalises them
             runs[run_id] = {"complete": complete or bool(old["complete"]), "metrics": metrics}
-        body = json.dumps({"runs": runs}, separators=(",", ":")).encode()
+        body = json.dumps({"runs": runs}, separators=(",", ":"), default=str).encode()
         _atomic_write(self.folder, _MANIFEST, lambda tmp: Path(tmp).write_bytes(body))
         self._loaded = None
         used = {place[0] for entry in runs.values() for place in entry["metrics"].values()}
