@@ -95,6 +95,10 @@ class HistoryCache:
         self._loaded = (key, runs)
         return runs
 
+    def cached_runs(self) -> set[str]:
+        """Ids of the runs with an entry (valid or not: validity is checked on read)."""
+        return set(self._manifest())
+
     def get_many(self, wanted: dict[str, dict[str, Signature]]) -> tuple[pd.DataFrame | None, list[str]]:
         """Cached points for several runs at once.
 
