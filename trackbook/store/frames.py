@@ -158,23 +158,6 @@ def concat_points(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return numbers.assign(**labels)
 
 
-def split_by_run(points: pd.DataFrame, run_ids: list[str]):
-    """``(run_id, points of that run)`` for each of ``run_ids``, runs without points included."""
-    if not run_ids:
-        return
-    codes = _as_categorical(points[C.RUN_ID])
-    rows = pd.Series(np.arange(len(points))).groupby(np.asarray(codes.codes)).indices
-    position = {name: i for i, name in enumerate(codes.categories)}
-    for rid in run_ids:
-        at = rows.get(position.get(rid, -1))
-        if at is None:
-            yield rid, points.iloc[:0]
-        elif at[-1] - at[0] + 1 == len(at):  # contiguous (the SQL path's order): a cheap slice
-            yield rid, points.iloc[at[0] : at[-1] + 1]
-        else:
-            yield rid, points.iloc[at]
-
-
 def _is_sorted(keys: tuple[np.ndarray, ...]) -> bool:
     """Whether rows are already in lexicographic order of ``keys`` (primary key last)."""
     undecided = np.ones(len(keys[0]) - 1, dtype=bool)
