@@ -31,6 +31,7 @@ _LAZY = {
     "continue_training": ("trackbook.tracking", "continue_training"),
     "load_config": ("trackbook.tracking", "load_config"),
     "health_check": ("trackbook.tracking", "health_check"),
+    "sync": ("trackbook.tracking.sync", "sync"),
     "compare": ("trackbook.analysis.compare", "compare"),
     "hpo": ("trackbook.hpo", None),
     "plots": ("trackbook.plots", None),

@@ -57,8 +57,14 @@ def default_experiment(experiment: str | None = None) -> str:
     return experiment or os.environ.get("ML_EXPERIMENT_NAME") or "default"
 
 
-def make_tracker(uri: Any = None, *, backend: str | None = None, **kwargs: Any) -> Tracker:
-    """A tracker for the store named by ``uri`` (see :func:`resolve_tracking_uri`)."""
+def make_tracker(uri: Any = None, *, backend: str | None = None, offline: bool | None = None, **kwargs: Any) -> Tracker:
+    """A tracker for the store named by ``uri`` (see :func:`resolve_tracking_uri`).
+
+    ``offline=True`` (or ``$TRACKBOOK_OFFLINE=1``) writes the local journal only and
+    reaches no store; ``trackbook sync`` delivers it later. Other keyword arguments
+    go to :class:`~trackbook.tracking.base.Tracker`.
+    """
+    kwargs["offline"] = offline
     resolved = resolve_tracking_uri(uri, backend)
     if resolved.startswith("aim://"):
         from trackbook.tracking.aim import AimTracker

@@ -75,6 +75,7 @@ class TrackingCallback(BaseCallback):
         prometheus_port: serve live ``rl_training_*`` metrics on 127.0.0.1 at this port
             (0: a free one); a taken port warns and a free one is used. See
             :mod:`trackbook.tracking.prometheus`.
+        offline: journal only, reach no store (``$TRACKBOOK_OFFLINE`` if None); ``trackbook sync`` delivers it.
         verbose: SB3's verbosity.
     """
 
@@ -99,6 +100,7 @@ class TrackingCallback(BaseCallback):
         base_run_id: str | None = None,
         previous_timesteps: int | None = None,
         prometheus_port: int | None = None,
+        offline: bool | None = None,
         verbose: int = 0,
     ) -> None:
         super().__init__(verbose)
@@ -132,6 +134,7 @@ class TrackingCallback(BaseCallback):
         self._listeners: list[Any] = []
         self._owns_run = True
         self.prometheus_port = prometheus_port
+        self.offline = offline
         #: The exporter serving this training's live metrics (when ``prometheus_port`` is set).
         self.prometheus_server: Any = None
 
@@ -154,7 +157,7 @@ class TrackingCallback(BaseCallback):
 
     def _on_training_start(self) -> None:
         if self.tracker is None:
-            self.tracker = make_tracker(self.store)
+            self.tracker = make_tracker(self.store, offline=self.offline)
         if self.save_path is None:
             self.save_path = Path(tempfile.mkdtemp(prefix="trackbook-run-"))
         self.save_path.mkdir(parents=True, exist_ok=True)
