@@ -20,9 +20,16 @@ class MLflowTracker(Tracker):
 
     def __init__(self, uri: str, **kwargs) -> None:
         super().__init__(uri, **kwargs)
-        from mlflow.tracking import MlflowClient
+        self._mlflow_client = None
 
-        self._client = MlflowClient(tracking_uri=uri)
+    @property
+    def _client(self):
+        # Made on first use: MLflow's client creates a sqlite store's tables, which offline mode must not.
+        if self._mlflow_client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._mlflow_client = MlflowClient(tracking_uri=self.uri)
+        return self._mlflow_client
 
     def _experiment_id(self, name: str) -> str:
         from mlflow.exceptions import MlflowException

@@ -320,10 +320,10 @@ def _tracker_for(uri: str) -> Any:
     if uri.startswith("aim://"):
         from trackbook.tracking.aim import AimTracker
 
-        return AimTracker(uri, journal=False)
+        return AimTracker(uri, journal=False, offline=False)
     from trackbook.tracking.mlflow import MLflowTracker
 
-    return MLflowTracker(uri, journal=False)
+    return MLflowTracker(uri, journal=False, offline=False)
 
 
 def _write_state(folder: Path, acked: int, run_id: str | None) -> None:
