@@ -133,9 +133,10 @@ def _sync_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def _ids(out: str) -> tuple[str, str]:
+    """The run's local id (printed by the script) and the store id its journal recorded."""
     line = next(line for line in out.splitlines() if line.startswith("LOCAL"))
-    _, local_id, _, run_id = line.split()
-    return local_id, run_id
+    local_id = line.split()[1]
+    return local_id, _journal.store_ids()[local_id]
 
 
 # ------------------------------------------------------------ the three scenarios
