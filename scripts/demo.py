@@ -69,7 +69,7 @@ def main() -> None:
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 12)
     pd.set_option("display.max_colwidth", 28)
-    store = tb.connect("sqlite:///mlflow.db")
+    store = tb.connect("sqlite:///mlflow.db", create=True)  # the demo fills it on its first call
     print(f"Connected: {store}")
     if PLAIN_EXPERIMENT not in set(store.experiments()["name"]):
         print("Writing the fixture runs into it (first call only) ...")
@@ -82,7 +82,7 @@ def main() -> None:
 
     print(f"\nTraining PPO on CartPole-v1 into {DEMO_EXPERIMENT!r}, then continuing it twice ...")
     final = train_chain(store)
-    chain = store.chain(final)
+    chain = tb.chain(store, final)
     print(f"\n{chain}")
     print(chain.runs[["position", "name", "offset", "metrics.total_timesteps"]].to_string(index=False))
     hist = chain.history("eval/mean_reward")
@@ -99,7 +99,7 @@ def main() -> None:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = store.study(run_study(store))
+    study = tb.study(store, run_study(store))
     print(study)
     print(study.trials[["trial_number", "state", "objective", "params.learning_rate", "params.gamma"]]
           .to_string(index=False))

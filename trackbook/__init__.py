@@ -5,16 +5,23 @@ Example:
     >>> store = tb.connect()                       # doctest: +SKIP
     >>> runs = store.runs("ppo-cartpole")          # doctest: +SKIP
     >>> hist = store.history(runs, metrics="eval/mean_reward")  # doctest: +SKIP
+    >>> chain = tb.chain(store, runs["run_id"][0])  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
-from trackbook import columns
+from trackbook import columns, layout
+from trackbook._lazy import lazy_exports
+from trackbook.analysis import Chain, Study, chain, chain_tree, compare, study, study_list
 from trackbook.errors import (
     ChainCycle,
+    ConfigError,
     ExperimentNotFound,
     InvalidFilter,
     InvalidRunId,
+    MetricNameCollision,
+    PortInUse,
+    RunDeleted,
     RunNotFound,
     StoreUnavailable,
     TrackbookError,
@@ -24,46 +31,48 @@ from trackbook.store import Store, connect
 
 __version__ = "0.1.0"
 
-# Loaded on first use: training pulls in torch and stable-baselines3, plots pull in plotly.
+# Loaded on first use: training pulls in torch and stable-baselines3, figures plotly,
+# panels ipywidgets, reports papermill.
 _LAZY = {
-    "TrackingCallback": ("trackbook.tracking", "TrackingCallback"),
-    "MLflowLoggingCallback": ("trackbook.tracking", "MLflowLoggingCallback"),
-    "continue_training": ("trackbook.tracking", "continue_training"),
-    "load_config": ("trackbook.tracking", "load_config"),
-    "health_check": ("trackbook.tracking", "health_check"),
-    "sync": ("trackbook.tracking.sync", "sync"),
-    "compare": ("trackbook.analysis.compare", "compare"),
-    "hpo": ("trackbook.hpo", None),
-    "plots": ("trackbook.plots", None),
-    "analysis": ("trackbook.analysis", None),
-    "report": ("trackbook.reports", "report"),
-    "reports": ("trackbook.reports", None),
-    "widgets": ("trackbook.widgets", None),
-    "ReportFailed": ("trackbook.reports", "ReportFailed"),
+    "TrackingCallback": "trackbook.tracking:TrackingCallback",
+    "MLflowLoggingCallback": "trackbook.tracking:MLflowLoggingCallback",
+    "continue_training": "trackbook.tracking:continue_training",
+    "load_config": "trackbook.tracking:load_config",
+    "make_tracker": "trackbook.tracking:make_tracker",
+    "health_check": "trackbook.tracking:health_check",
+    "sync": "trackbook.tracking.sync:sync",
+    "hpo": "trackbook.hpo",
+    "plots": "trackbook.plots",
+    "report": "trackbook.reports:report",
+    "reports": "trackbook.reports",
+    "widgets": "trackbook.widgets",
+    "tracking": "trackbook.tracking",
+    "ReportFailed": "trackbook.reports:ReportFailed",
 }
-
-
-def __getattr__(name: str):
-    if name not in _LAZY:
-        raise AttributeError(f"module 'trackbook' has no attribute {name!r}")
-    import importlib
-
-    module_name, attr = _LAZY[name]
-    module = importlib.import_module(module_name)
-    return module if attr is None else getattr(module, attr)
-
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
+    "Chain",
     "ChainCycle",
+    "ConfigError",
     "ExperimentNotFound",
     "InvalidFilter",
     "InvalidRunId",
+    "MetricNameCollision",
+    "PortInUse",
+    "RunDeleted",
     "RunNotFound",
     "Store",
     "StoreUnavailable",
+    "Study",
     "TrackbookError",
     "UnsupportedStoreURI",
+    "chain",
+    "chain_tree",
     "columns",
+    "compare",
     "connect",
-    *_LAZY,
+    "layout",
+    "study",
+    "study_list",
 ]

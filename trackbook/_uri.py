@@ -8,22 +8,72 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from trackbook.errors import UnsupportedStoreURI
 
-#: The embedded store used when neither an argument nor $MLFLOW_TRACKING_URI names one.
+#: The embedded store, used when neither an argument nor the environment names one.
 DEFAULT_URI = "sqlite:///mlflow.db"
 
 _MLFLOW_SCHEMES = ("sqlite", "postgresql", "mysql", "mssql", "http", "https", "file", "databricks")
 
 
-def resolve_uri(uri: str | os.PathLike[str] | None = None) -> str:
-    """The store URI :func:`connect` would use: ``uri``, else $MLFLOW_TRACKING_URI, else
-    ``sqlite:///mlflow.db`` in the working folder. Relative sqlite and Aim paths are made
-    absolute, so the URI still names the same store after a ``chdir``. ``env:NAME`` is
-    the URI held in the environment variable NAME (reports pass credentials this way).
+#: Environment variables that name a store, in the order they are read (see :func:`resolve_uri`).
+ENV_VARIABLES = ("ML_TRACKING_BACKEND", "MLFLOW_TRACKING_URI", "AIM_REPO_PATH", "ML_STORAGE_PATH")
+BACKENDS = ("mlflow", "aim")
+
+
+def resolve_uri(uri: Any = None, *, backend: str | None = None) -> str:
+    """The store a URI (or nothing) names: the one rule for readers and writers alike.
+
+    1. An explicit ``uri`` wins: a store object (anything with a ``uri``), a URI, or a
+       path (an Aim repository folder, a ``.db`` file). ``env:NAME`` is the URI held in
+       the environment variable NAME (reports pass credentials that way).
+    2. Else the environment. The backend is ``backend``, else ``$ML_TRACKING_BACKEND``
+       (``mlflow`` or ``aim``); for MLflow ``$MLFLOW_TRACKING_URI``, then
+       ``$ML_STORAGE_PATH/mlflow.db``; for Aim ``$AIM_REPO_PATH``, then
+       ``$ML_STORAGE_PATH/aim``. With no backend named, ``$MLFLOW_TRACKING_URI``, then
+       ``$AIM_REPO_PATH``, then ``$ML_STORAGE_PATH/mlflow.db``.
+    3. Else the embedded default: ``sqlite:///mlflow.db`` in the working folder (``./aim``
+       when the backend is Aim).
+
+    Relative sqlite and Aim paths are made absolute, so the URI still names the same
+    store after a ``chdir``. Nothing is created: readers never write, and writers create
+    their store when they first write.
+
+    Raises:
+        UnsupportedStoreURI: the URI's scheme or the backend is not one trackbook knows.
     """
-    text = os.fspath(uri) if uri is not None else os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_URI
+    if uri is not None and not isinstance(uri, (str, os.PathLike)) and hasattr(uri, "uri"):
+        return str(uri.uri)
+    if uri is not None:
+        return _normalise(os.fspath(uri))
+    chosen = (backend or os.environ.get("ML_TRACKING_BACKEND") or "").strip().lower()
+    if chosen and chosen not in BACKENDS:
+        raise UnsupportedStoreURI(
+            f"Tracking backend {chosen!r} is not supported; set ML_TRACKING_BACKEND (or backend=) to 'mlflow' or 'aim'."
+        )
+    env = {name: os.environ.get(name) or None for name in ENV_VARIABLES}
+    storage = env["ML_STORAGE_PATH"]
+    if chosen == "aim":
+        text = env["AIM_REPO_PATH"] or (str(Path(storage) / "aim") if storage else "aim")
+        return _aim_uri(text)
+    if env["MLFLOW_TRACKING_URI"]:
+        return _normalise(env["MLFLOW_TRACKING_URI"])
+    if env["AIM_REPO_PATH"] and not chosen:
+        return _aim_uri(env["AIM_REPO_PATH"])
+    if storage:
+        return _normalise(f"sqlite:///{Path(storage) / 'mlflow.db'}")
+    return _normalise(DEFAULT_URI)
+
+
+def _aim_uri(text: str) -> str:
+    from trackbook._aim import aim_path
+
+    return f"aim://{aim_path(text).resolve()}"
+
+
+def _normalise(text: str) -> str:
     if text.startswith("env:"):  # a URI with credentials, kept out of code and notebooks
         name = text[len("env:"):]
         if not os.environ.get(name):
@@ -44,13 +94,11 @@ def resolve_uri(uri: str | os.PathLike[str] | None = None) -> str:
         )
     scheme = text.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme == "aim":
-        from trackbook._aim import aim_path
-
-        return f"aim://{aim_path(text).resolve()}"
+        return _aim_uri(text)
     if scheme == "sqlite":
         rest = text[len("sqlite:///") :] if text.startswith("sqlite:///") else ""
         if rest and not rest.startswith("/") and rest != ":memory:":
-            return f"sqlite:///{Path(rest).resolve()}"
+            return f"sqlite:///{Path(rest).expanduser().resolve()}"
         return text
     if scheme in _MLFLOW_SCHEMES:
         return text
@@ -58,7 +106,6 @@ def resolve_uri(uri: str | os.PathLike[str] | None = None) -> str:
         f"Unsupported store URI {redact_uri(text)!r} (scheme {scheme!r}). trackbook reads MLflow "
         f"({', '.join(s + '://' for s in _MLFLOW_SCHEMES[:6])}) and Aim (aim:///path/to/repo)."
     )
-
 
 
 def redact_uri(uri: str) -> str:

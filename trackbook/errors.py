@@ -24,7 +24,15 @@ class ExperimentNotFound(TrackbookError, LookupError):
 
 
 class RunNotFound(TrackbookError, LookupError):
-    """No run has the requested id."""
+    """No run has the requested id.
+
+    Attributes:
+        run_ids: the ids that named no run (empty where the caller did not say).
+    """
+
+    def __init__(self, message: str, *, run_ids: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.run_ids = list(run_ids or [])
 
 
 class RunDeleted(TrackbookError, LookupError):
@@ -72,3 +80,11 @@ class ChainCycle(TrackbookError):
 
 class ConfigError(TrackbookError, ValueError):
     """An experiment config is missing, malformed, or has a bad key or value."""
+
+
+class PortInUse(TrackbookError, OSError):
+    """A server's port (the Prometheus exporter's, say) is already taken."""
+
+
+class MetricNameCollision(TrackbookError, ValueError):
+    """Two logged metric names map to one Prometheus name."""

@@ -1,6 +1,6 @@
 """``tb.hpo``: hyper-parameter studies with Optuna, logged as parent + child runs.
 
-See :mod:`trackbook.tracking.hpo`; read a study back with ``store.study(parent_run_id)``.
+See :mod:`trackbook.tracking.hpo`; read a study back with ``tb.study(store, parent_run_id)``.
 """
 
 from trackbook.tracking.hpo import OptimizeResult, Trial, optimize, parse_space

@@ -13,18 +13,18 @@ from trackbook import columns as C
 
 def test_chain_walks_back_to_the_root(store_and_ids):
     store, ids = store_and_ids
-    chain = store.chain(ids["chain-2"])
+    chain = tb.chain(store, ids["chain-2"])
     assert list(chain.runs[C.RUN_ID]) == [ids["chain-0"], ids["chain-1"], ids["chain-2"]]
     assert list(chain.runs["offset"]) == [0, 10_000, 20_000]
     assert chain.missing_base is None
-    branch = store.chain(ids["chain-1b"])
+    branch = tb.chain(store, ids["chain-1b"])
     assert list(branch.runs[C.NAME]) == ["chain-0", "chain-1", "chain-1b"]
-    assert len(store.chain(ids["chain-0"])) == 1
+    assert len(tb.chain(store, ids["chain-0"])) == 1
 
 
 def test_chain_history_is_one_continuous_axis(store_and_ids):
     store, ids = store_and_ids
-    hist = store.chain(ids["chain-2"]).history("rollout/ep_rew_mean")
+    hist = tb.chain(store, ids["chain-2"]).history("rollout/ep_rew_mean")
     steps = hist["global_step"].to_numpy()
     assert np.all(np.diff(steps) == 100)  # no gap, no overlap
     assert steps[0] == 100 and steps[-1] == 30_000
@@ -52,13 +52,13 @@ def test_cycles_raise_chain_cycle_naming_the_runs(scratch_store):
     a, b, c = make("a"), make("b"), make("c")
     client.set_tag(a, "base_model_run_id", a)
     with pytest.raises(tb.ChainCycle) as info:
-        store.chain(a)
+        tb.chain(store, a)
     assert info.value.run_ids == [a, a]
     client.set_tag(a, "base_model_run_id", b)
     client.set_tag(b, "base_model_run_id", c)
     client.set_tag(c, "base_model_run_id", a)
     with pytest.raises(tb.ChainCycle) as info:
-        store.chain(a)
+        tb.chain(store, a)
     assert info.value.run_ids == [a, b, c, a]
     assert all(r in str(info.value) for r in (a, b, c))
 
@@ -68,28 +68,28 @@ def test_missing_and_malformed_bases_are_marked_not_raised(scratch_store):
     root, child = make("root"), make("child")
     client.set_tag(child, "base_model_run_id", root)
     client.delete_run(root)
-    chain = store.chain(child)
+    chain = tb.chain(store, child)
     assert list(chain.runs[C.NAME]) == ["child"] and chain.missing_base == root
     client.set_tag(child, "base_model_run_id", "x' OR '1'='1")
-    chain = store.chain(child)
+    chain = tb.chain(store, child)
     assert chain.missing_base == "x' OR '1'='1"
 
 
 def test_tree_of_an_experiment(store_and_ids):
     store, ids = store_and_ids
-    tree = store.chains("ppo-cartpole")
+    tree = tb.chain_tree(store, "ppo-cartpole")
     assert list(tree[C.NAME]) == ["chain-0", "chain-1", "chain-2", "chain-1b"]  # depth-first, by start
     assert list(tree["depth"]) == [0, 1, 2, 2]
     assert list(tree["children"]) == [1, 2, 0, 0]
     assert set(tree["root_run_id"]) == {ids["chain-0"]}
     assert tree["missing_base"].isna().all()
-    everything = store.chains("ppo-cartpole", include_single=True)
+    everything = tb.chain_tree(store, "ppo-cartpole", include_single=True)
     assert len(everything) == len(store.runs("ppo-cartpole"))
 
 
 def test_links_give_before_after_and_delta(store_and_ids):
     store, ids = store_and_ids
-    chain = store.chain(ids["chain-2"])
+    chain = tb.chain(store, ids["chain-2"])
     links = chain.links(["rollout/ep_rew_mean"])
     hist = store.history(chain.runs[C.RUN_ID].tolist(), "rollout/ep_rew_mean")
     last = hist.sort_values(C.STEP).groupby(C.RUN_ID, observed=True)[C.VALUE].last()
@@ -99,7 +99,7 @@ def test_links_give_before_after_and_delta(store_and_ids):
     assert links["after"].tolist() == pytest.approx([last[ids["chain-1"]], last[ids["chain-2"]]])
     assert links["delta"].tolist() == pytest.approx((links["after"] - links["before"]).tolist())
     assert (links["delta"] > 0).all()  # the fixture's chain improves at every link
-    assert store.chain(ids["chain-0"]).links("rollout/ep_rew_mean").empty
+    assert tb.chain(store, ids["chain-0"]).links("rollout/ep_rew_mean").empty
 
 
 def test_tree_reports_cycles_and_missing_bases(scratch_store):
@@ -107,13 +107,13 @@ def test_tree_reports_cycles_and_missing_bases(scratch_store):
     root, child, orphan = make("root"), make("child"), make("orphan")
     client.set_tag(child, "base_model_run_id", root)
     client.set_tag(orphan, "base_model_run_id", "0" * 32)
-    tree = store.chains("chains")
+    tree = tb.chain_tree(store, "chains")
     assert tree.set_index(C.NAME)["missing_base"].to_dict() == {"root": None, "child": None, "orphan": "0" * 32}
     a, b = make("a"), make("b")
     client.set_tag(a, "base_model_run_id", b)
     client.set_tag(b, "base_model_run_id", a)
     with pytest.raises(tb.ChainCycle) as info:
-        store.chains("chains")
+        tb.chain_tree(store, "chains")
     assert set(info.value.run_ids) == {a, b}
 
 
@@ -122,8 +122,8 @@ def test_chains_cross_experiments(scratch_store):
     root = make("root-elsewhere")
     other = client.create_experiment("finetune")
     child = client.create_run(other, run_name="child", tags={"base_model_run_id": root}).info.run_id
-    assert list(store.chain(child).runs[C.NAME]) == ["root-elsewhere", "child"]
-    tree = store.chains("finetune")
+    assert list(tb.chain(store, child).runs[C.NAME]) == ["root-elsewhere", "child"]
+    tree = tb.chain_tree(store, "finetune")
     assert list(tree[C.NAME]) == ["root-elsewhere", "child"] and list(tree[C.EXPERIMENT]) == ["chains", "finetune"]
 
 
@@ -154,7 +154,29 @@ def test_a_10000_deep_chain_resolves_without_recursion(tmp_path: Path):
                        [("base_model_run_id", base, rid) for base, rid in zip(ids, ids[1:])]
                        + [("mlflow.runName", f"link-{i}", rid) for i, rid in enumerate(ids) if i])
     store = tb.connect(uri)
-    chain = store.chain(ids[-1])
+    chain = tb.chain(store, ids[-1])
     assert len(chain) == depth and chain.runs[C.RUN_ID].iloc[0] == first
-    tree = store.chains("deep")
+    tree = tb.chain_tree(store, "deep")
     assert tree["depth"].max() == depth - 1 and (tree["children"].iloc[:-1] == 1).all()
+
+
+def test_links_whose_steps_restart_at_zero_are_shifted_onto_one_axis(scratch_store):
+    store, client, make = scratch_store
+    root = make("root")
+    middle = make("middle", base_model_run_id=root)
+    last = make("last", base_model_run_id=middle)
+    for run_id, previous in ((root, None), (middle, 1000), (last, 2500)):
+        if previous is not None:
+            client.log_metric(run_id, "previous_timesteps", previous, step=0)
+        length = {root: 1000, middle: 1500, last: 500}[run_id]
+        for step in range(100, length + 1, 100):  # each run's own counter starts again at 0
+            client.log_metric(run_id, "reward", float(step), step=step)
+        client.log_metric(run_id, "total_timesteps", (previous or 0) + length, step=length)
+    chain = tb.chain(store, last)
+    assert list(chain.runs["offset"]) == [0, 1000, 2500]
+    hist = chain.history("reward")
+    hist = hist[hist[C.VALUE] >= 100]  # leave out the reward of 1.0 the scratch fixture logs at step 1
+    per_segment = hist.groupby("segment")["global_step"].agg(["min", "max"])
+    assert per_segment.to_dict("index") == {0: {"min": 100, "max": 1000}, 1: {"min": 1100, "max": 2500},
+                                            2: {"min": 2600, "max": 3000}}
+    assert hist["global_step"].is_monotonic_increasing

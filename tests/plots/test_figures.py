@@ -59,7 +59,7 @@ def test_large_histories_are_downsampled_for_display():
 
 def test_chain_progress_marks_each_enhancement(store_and_ids):
     store, ids = store_and_ids
-    chain = store.chain(ids["chain-2"])
+    chain = tb.chain(store, ids["chain-2"])
     fig = plots.chain_progress(chain.history("rollout/ep_rew_mean"), chain_runs=chain.runs)
     assert [t.name for t in fig.data] == ["chain-0", "chain-1", "chain-2"]
     assert [s.x0 for s in fig.layout.shapes] == [10_000, 20_000]
@@ -72,7 +72,7 @@ def test_chain_progress_marks_each_enhancement(store_and_ids):
 
 def test_study_figures(store_and_ids):
     store, ids = store_and_ids
-    study = store.study(ids["study"])
+    study = tb.study(store, ids["study"])
     history = plots.optimization_history(study.trials, study.direction)
     names = [t.name for t in history.data]
     assert names[:2] == ["objective", "best so far"] and {"fail", "running"} <= set(names)
@@ -116,3 +116,21 @@ def test_empty_input_gives_an_empty_titled_figure_and_a_warning(build):
     assert fig.layout.title.text and not fig.data
     assert len(fig.layout.annotations) == 1
     assert any(issubclass(w.category, UserWarning) for w in caught)
+
+
+def test_a_long_chain_draws_every_boundary_and_label_once():
+    import numpy as np
+    import pandas as pd
+
+    links, n = 120, 20
+    ids = [f"{i:032x}" for i in range(links)]
+    hist = pd.DataFrame({C.RUN_ID: pd.Categorical(np.repeat(ids, n)), C.METRIC: pd.Categorical(["reward"] * (links * n)),
+                         C.STEP: np.tile(np.arange(n), links), C.VALUE: np.arange(links * n, dtype=float),
+                         C.TIMESTAMP: pd.Timestamp(0, tz="UTC"), C.GLOBAL_STEP: np.arange(links * n),
+                         C.SEGMENT: np.repeat(np.arange(links), n)})
+    runs = pd.DataFrame({C.RUN_ID: ids, C.NAME: [f"link-{i}" for i in range(links)], C.POSITION: np.arange(links),
+                         C.OFFSET: np.arange(links) * n})
+    fig = tb.plots.chain_progress(hist, chain_runs=runs)
+    assert [s.x0 for s in fig.layout.shapes] == list(range(n, links * n, n))  # one dashed line per enhancement
+    assert sum(a.text.startswith("→ link-") for a in fig.layout.annotations) == links - 1
+    assert len(fig.data) == links and sum(len(t.x) for t in fig.data) == links * n

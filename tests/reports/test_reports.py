@@ -60,7 +60,7 @@ def test_training_report(tmp_path: Path, uri, ids):
 
 def test_hpo_report(tmp_path: Path, uri, ids):
     data, path = tb.report("hpo", tmp_path / "hpo.html", store_uri=uri, parent_run_id=ids["study"], progress=False)
-    study = tb.connect(uri).study(ids["study"])
+    study = tb.study(tb.connect(uri), ids["study"])
     assert data["best_trial"] == study.best["trial_number"] and data["best_value"] == pytest.approx(
         study.best["objective"])
     assert data["states"] == {"COMPLETE": 6, "FAIL": 1, "RUNNING": 1}

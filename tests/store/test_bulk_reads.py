@@ -17,7 +17,7 @@ import pytest
 import trackbook as tb
 from trackbook import columns as C
 from trackbook.store import _mlflow_rest
-from trackbook.store.base import downsample, finish_history
+from trackbook.store.frames import downsample, finish_history
 from trackbook.store.mlflow import MLflowStore
 
 

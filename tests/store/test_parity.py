@@ -7,6 +7,8 @@ import pandas as pd
 import pandas.testing as pdt
 import pytest
 
+import trackbook as tb
+
 from trackbook import columns as C
 
 _TIME_COLUMNS = [C.EXPERIMENT_ID, C.START_TIME, C.END_TIME, C.DURATION]
@@ -57,7 +59,7 @@ def test_http_server_returns_what_sqlite_returns(mlflow_store, server, request):
 def test_chain_is_the_same_on_every_backend(mlflow_store, aim_store, http_store, fixture_ids):
     frames = []
     for store, backend in [(mlflow_store, "mlflow"), (aim_store, "aim"), (http_store, "mlflow")]:
-        chain = store.chain(fixture_ids[backend]["chain-2"])
+        chain = tb.chain(store, fixture_ids[backend]["chain-2"])
         hist = chain.history("eval/mean_reward")
         frames.append(hist[["global_step", "segment", C.VALUE]])
         assert list(chain.runs[C.NAME]) == ["chain-0", "chain-1", "chain-2"]

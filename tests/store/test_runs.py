@@ -7,6 +7,8 @@ import math
 import pandas as pd
 import pytest
 
+import trackbook as tb
+
 from data_fixtures.build import HTML_RUN_NAME
 from trackbook import columns as C
 from trackbook.errors import ExperimentNotFound, InvalidFilter, InvalidRunId, RunNotFound
@@ -112,6 +114,21 @@ def test_run_ids_argument_and_run(store_and_ids):
     assert one[C.PARENT_RUN_ID] == ids["study"]
     assert "params.learning_rate" in one.index
     assert "params.algorithm" not in one.index  # empty fields are dropped
+
+
+def test_lookup_keeps_the_order_given_and_names_every_unknown_id(store_and_ids):
+    store, ids = store_and_ids
+    order = [ids["trial-3"], ids["chain-0"], ids["study"]]
+    assert store.lookup(order)[C.RUN_ID].tolist() == order
+    assert store.lookup(store.runs(run_ids=order))[C.RUN_ID].tolist() != []
+    unknown = ["0" * len(order[0]), "1" * len(order[0])]
+    with pytest.raises(RunNotFound, match=f"{unknown[0]}, {unknown[1]}") as caught:
+        store.lookup([order[0], *unknown])
+    assert caught.value.run_ids == unknown
+    with pytest.raises(RunNotFound, match=unknown[0]):
+        tb.compare(store, [order[0], unknown[0]], "objective")  # was a raw KeyError
+    with pytest.raises(ValueError, match="pass a run id, a list of run ids, or a frame"):
+        store.history(None)  # was a raw TypeError
 
 
 def test_bad_inputs_say_what_to_do(store_and_ids):

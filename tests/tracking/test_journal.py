@@ -286,8 +286,7 @@ def test_offline_from_the_environment_and_background_delivery(tmp_path: Path, da
 
 def test_two_syncs_at_once_deliver_each_journal_once(tmp_path: Path, data_dir: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    tb.connect(uri)  # create the tables once, not in both syncs at once
-    make_tracker(uri).health_check()
+    MlflowClient(uri).search_experiments()  # create the tables once, not in both syncs at once
     locals_ = [_offline_run(uri, f"concurrent-{i}", 6000)[0] for i in range(3)]
     procs = [subprocess.Popen([sys.executable, "-m", "trackbook.cli", "sync"], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for _ in range(2)]

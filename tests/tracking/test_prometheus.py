@@ -76,7 +76,7 @@ def test_live_metrics_match_what_the_run_logged(tmp_path: Path, cartpole, fresh_
     assert episodes > 10
     assert value(after, "rl_training_episodes_total", algorithm="PPO", agent_id="agent_0") == episodes
     assert value(after, "rl_training_episode_reward_count", algorithm="PPO", agent_id="agent_0") == episodes
-    # the seeds' reward buckets go negative, so prometheus_client exposes no _sum: check the buckets
+    # the family's reward buckets go negative, so prometheus_client exposes no _sum: check the buckets
     rewards = logged("rollout/episode_reward")
     for le in (0.0, 100.0, 500.0):
         assert value(after, "rl_training_episode_reward_bucket", algorithm="PPO", agent_id="agent_0",

@@ -9,28 +9,7 @@ import pytest
 import trackbook as tb
 from trackbook.servers import free_port
 from trackbook import columns as C
-from trackbook.tracking import health_check, make_tracker, resolve_tracking_uri
-
-
-def test_uri_resolution_follows_the_seed_environment_variables(tmp_path: Path, monkeypatch):
-    for var in ("MLFLOW_TRACKING_URI", "ML_TRACKING_BACKEND", "ML_STORAGE_PATH", "AIM_REPO_PATH"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.chdir(tmp_path)
-    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    assert resolve_tracking_uri("sqlite:///other.db") == f"sqlite:///{tmp_path / 'other.db'}"
-    monkeypatch.setenv("ML_STORAGE_PATH", str(tmp_path / "store"))
-    assert resolve_tracking_uri() == f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///from-env.db")
-    assert resolve_tracking_uri("sqlite:///argument.db") == f"sqlite:///{tmp_path / 'from-env.db'}"  # env first
-    monkeypatch.setenv("ML_TRACKING_BACKEND", "aim")
-    assert resolve_tracking_uri() == f"aim://{tmp_path / 'store' / 'aim'}"
-    monkeypatch.setenv("AIM_REPO_PATH", str(tmp_path / "repo"))
-    assert resolve_tracking_uri() == f"aim://{tmp_path / 'repo'}"
-    store = tb.connect(f"sqlite:///{tmp_path / 'explicit.db'}")
-    assert resolve_tracking_uri(store) == store.uri  # a Store object is written to as given
-    monkeypatch.setenv("ML_TRACKING_BACKEND", "wandb")
-    with pytest.raises(ValueError, match="'wandb' is not supported"):
-        resolve_tracking_uri()
+from trackbook.tracking import health_check, make_tracker
 
 
 def test_health_checks(tmp_path: Path):

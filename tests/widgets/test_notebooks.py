@@ -63,8 +63,8 @@ def test_02_train_in_notebook(tmp_path: Path):
     import trackbook as tb
 
     store = tb.connect(f"sqlite:///{tmp_path / 'nb.db'}")
-    assert len(store.chains("notebook-ppo")) == 2
-    assert store.studies("notebook-ppo-hpo")["n_trials"].tolist() == [2]
+    assert len(tb.chain_tree(store, "notebook-ppo")) == 2
+    assert tb.study_list(store, "notebook-ppo-hpo")["n_trials"].tolist() == [2]
     assert "application/vnd.jupyter.widget-view+json" in _mimes(nb)
 
 

@@ -16,34 +16,19 @@ import pandas as pd
 from trackbook import columns as C
 from trackbook import layout as L
 from trackbook.analysis._series import series_summary
-from trackbook.errors import ChainCycle, RunNotFound
+from trackbook.errors import ChainCycle
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from trackbook.store.base import Store
 
-#: Column added to ``Chain.runs``: position of the run in the chain, root = 0.
-POSITION = "position"
-#: Column added to ``Chain.runs``: the global step at which the run's own steps start.
-OFFSET = "offset"
-#: Columns added to ``Chain.history()``.
-GLOBAL_STEP = "global_step"
-SEGMENT = "segment"
-#: Columns of :func:`chain_tree` besides the run's own.
-ROOT_RUN_ID = "root_run_id"
-DEPTH = "depth"
-CHILDREN = "children"
-MISSING_BASE = "missing_base"
-#: Columns of :meth:`Chain.links`.
-LINK_COLUMNS = [POSITION, C.RUN_ID, C.NAME, C.BASE_RUN_ID, "timesteps_added", C.METRIC, "before", "after", "delta"]
-
 
 class Chain:
     """An enhancement chain, root first.
 
     Example:
-        >>> chain = store.chain(final_run_id)                       # doctest: +SKIP
+        >>> chain = tb.chain(store, final_run_id)                       # doctest: +SKIP
         >>> chain.runs[["name", "position", "offset"]]              # doctest: +SKIP
         >>> chain.history("eval/mean_reward")                       # doctest: +SKIP
 
@@ -68,59 +53,6 @@ class Chain:
     def __len__(self) -> int:
         return len(self.runs)
 
-    @classmethod
-    def from_store(cls, store: Store, run_id: str) -> Chain:
-        """Walk ``base_model_run_id`` tags from ``run_id`` back to the root.
-
-        Runs are read an experiment at a time, so a long chain costs a few queries,
-        not one per link; no recursion, so depth is bounded only by memory.
-
-        Raises:
-            RunNotFound: ``run_id`` names no run.
-            ChainCycle: the tags loop back to a run already on the chain.
-        """
-        known: dict[str, pd.Series] = {}
-        loaded_experiments: set[str] = set()
-
-        def lookup(rid: str) -> pd.Series | None:
-            if rid not in known:
-                found = store.runs(run_ids=[rid])
-                if found.empty:
-                    return None
-                exp_id = found[C.EXPERIMENT_ID].iloc[0]
-                if exp_id not in loaded_experiments:
-                    loaded_experiments.add(exp_id)
-                    for _, row in store.runs(exp_id).iterrows():
-                        known[row[C.RUN_ID]] = row
-                known.setdefault(rid, found.iloc[0])
-            return known[rid]
-
-        first = lookup(store._check_run_id(run_id))
-        if first is None:
-            raise RunNotFound(store._missing_run_message([run_id]))
-        walked = [first]
-        seen = {run_id: 0}
-        missing = None
-        while True:
-            base = walked[-1][C.BASE_RUN_ID]
-            if base is None or (isinstance(base, float) and np.isnan(base)):
-                break
-            if base in seen:
-                raise ChainCycle([*(r[C.RUN_ID] for r in walked[seen[base] :]), base])
-            if not store.run_id_pattern.fullmatch(str(base)):
-                missing = str(base)  # not a run id: never sent to a query
-                break
-            row = lookup(base)
-            if row is None:
-                missing = base
-                break
-            seen[base] = len(walked)
-            walked.append(row)
-        runs = pd.DataFrame(walked[::-1]).reset_index(drop=True)
-        runs.insert(0, POSITION, np.arange(len(runs)))
-        runs.insert(1, OFFSET, _offsets(store, runs))
-        return cls(store, runs, missing)
-
     def history(self, metrics: str | Sequence[str] | None = None) -> pd.DataFrame:
         """The chain's points on one continuous ``global_step`` axis.
 
@@ -134,19 +66,19 @@ class Chain:
             (the run's position in the chain), ordered by ``global_step``.
         """
         hist = self.store.history(self.runs[C.RUN_ID].tolist(), metrics)
-        position = dict(zip(self.runs[C.RUN_ID], self.runs[POSITION], strict=True))
-        offsets = dict(zip(self.runs[C.RUN_ID], self.runs[OFFSET], strict=True))
+        position = dict(zip(self.runs[C.RUN_ID], self.runs[C.POSITION], strict=True))
+        offsets = dict(zip(self.runs[C.RUN_ID], self.runs[C.OFFSET], strict=True))
         offset = hist[C.RUN_ID].map(offsets).to_numpy(dtype="int64")
         first_step = hist.groupby([C.RUN_ID, C.METRIC])[C.STEP].transform("min").to_numpy()
         steps = hist[C.STEP].to_numpy()
         shifted = (offset > 0) & (first_step < offset)
         out = hist.assign(
             **{
-                GLOBAL_STEP: np.where(shifted, steps + offset, steps),
-                SEGMENT: hist[C.RUN_ID].map(position).astype("int64"),
+                C.GLOBAL_STEP: np.where(shifted, steps + offset, steps),
+                C.SEGMENT: hist[C.RUN_ID].map(position).astype("int64"),
             }
         )
-        return out.sort_values([C.METRIC, GLOBAL_STEP, SEGMENT], kind="stable", ignore_index=True)
+        return out.sort_values([C.METRIC, C.GLOBAL_STEP, C.SEGMENT], kind="stable", ignore_index=True)
 
 
     def links(self, metrics: str | Sequence[str]) -> pd.DataFrame:
@@ -154,16 +86,16 @@ class Chain:
         of the enhancement (last finite value by step), the delta and the timesteps added.
 
         Returns:
-            One row per (link, metric), columns ``LINK_COLUMNS``; a metric a run did not
+            One row per (link, metric), columns ``C.LINK_COLUMNS``; a metric a run did not
             log is NaN there. Empty for a chain of one run.
         """
         metrics = [metrics] if isinstance(metrics, str) else list(metrics)
         if len(self.runs) < 2:
-            return pd.DataFrame(columns=LINK_COLUMNS)
+            return pd.DataFrame(columns=C.LINK_COLUMNS)
         hist = self.store.history(self.runs[C.RUN_ID].tolist(), metrics)
         summary = series_summary(hist)
         nan = {"last": np.nan}
-        offsets = self.runs[OFFSET].tolist() + [None]
+        offsets = self.runs[C.OFFSET].tolist() + [None]
         rows = []
         for i in range(1, len(self.runs)):
             run, base = self.runs.iloc[i], self.runs.iloc[i - 1]
@@ -173,7 +105,62 @@ class Chain:
                 before = summary.get((base[C.RUN_ID], metric), nan)["last"]
                 after = summary.get((run[C.RUN_ID], metric), nan)["last"]
                 rows.append([i, run[C.RUN_ID], run[C.NAME], base[C.RUN_ID], added, metric, before, after, after - before])
-        return pd.DataFrame(rows, columns=LINK_COLUMNS)
+        return pd.DataFrame(rows, columns=C.LINK_COLUMNS)
+
+
+def chain(store: Store, run_id: str) -> Chain:
+    """The enhancement chain that ends at ``run_id``: ``base_model_run_id`` tags walked back to the root.
+
+    Example:
+        >>> chain = tb.chain(store, final_run_id)          # doctest: +SKIP
+        >>> chain.history("eval/mean_reward")              # doctest: +SKIP
+
+    Runs are read an experiment at a time, so a long chain costs a few queries,
+    not one per link; no recursion, so depth is bounded only by memory.
+
+    Raises:
+        RunNotFound: ``run_id`` names no run.
+        ChainCycle: the tags loop back to a run already on the chain.
+    """
+    known: dict[str, pd.Series] = {}
+    loaded_experiments: set[str] = set()
+
+    def lookup(rid: str) -> pd.Series | None:
+        if rid not in known:
+            found = store.runs(run_ids=[rid])
+            if found.empty:
+                return None
+            exp_id = found[C.EXPERIMENT_ID].iloc[0]
+            if exp_id not in loaded_experiments:
+                loaded_experiments.add(exp_id)
+                for _, row in store.runs(exp_id).iterrows():
+                    known[row[C.RUN_ID]] = row
+            known.setdefault(rid, found.iloc[0])
+        return known[rid]
+
+    store.lookup([run_id])  # InvalidRunId, RunNotFound
+    walked = [lookup(run_id)]
+    seen = {run_id: 0}
+    missing = None
+    while True:
+        base = walked[-1][C.BASE_RUN_ID]
+        if base is None or (isinstance(base, float) and np.isnan(base)):
+            break
+        if base in seen:
+            raise ChainCycle([*(r[C.RUN_ID] for r in walked[seen[base] :]), base])
+        if not store.run_id_pattern.fullmatch(str(base)):
+            missing = str(base)  # not a run id: never sent to a query
+            break
+        row = lookup(base)
+        if row is None:
+            missing = base
+            break
+        seen[base] = len(walked)
+        walked.append(row)
+    runs = pd.DataFrame(walked[::-1]).reset_index(drop=True)
+    runs.insert(0, C.POSITION, np.arange(len(runs)))
+    runs.insert(1, C.OFFSET, _offsets(store, runs))
+    return Chain(store, runs, missing)
 
 
 def chain_tree(store: Store, experiment: str, *, include_single: bool = False) -> pd.DataFrame:
@@ -240,16 +227,16 @@ def chain_tree(store: Store, experiment: str, *, include_single: bool = False) -
             stack.extend(sorted(children.get(rid, []), key=lambda r: (known[r][C.START_TIME], r), reverse=True))
     tree = pd.DataFrame([known[r] for r in rows]).reset_index(drop=True)
     if tree.empty:
-        return tree.assign(**{ROOT_RUN_ID: [], DEPTH: [], CHILDREN: [], MISSING_BASE: []})
-    tree[ROOT_RUN_ID] = [root_of[r] for r in rows]
-    tree[DEPTH] = [depth[r] for r in rows]
-    tree[CHILDREN] = [len(children.get(r, ())) for r in rows]
-    tree[MISSING_BASE] = pd.Series(
+        return tree.assign(**{C.ROOT_RUN_ID: [], C.DEPTH: [], C.CHILDREN: [], C.MISSING_BASE: []})
+    tree[C.ROOT_RUN_ID] = [root_of[r] for r in rows]
+    tree[C.DEPTH] = [depth[r] for r in rows]
+    tree[C.CHILDREN] = [len(children.get(r, ())) for r in rows]
+    tree[C.MISSING_BASE] = pd.Series(
         [known[r][C.BASE_RUN_ID] if known[r][C.BASE_RUN_ID] in missing else None for r in rows], dtype=object
     )
     if not include_single:
-        in_chain = tree.groupby(ROOT_RUN_ID)[C.RUN_ID].transform("size") > 1
-        tree = tree[in_chain | tree[MISSING_BASE].notna()].reset_index(drop=True)
+        in_chain = tree.groupby(C.ROOT_RUN_ID)[C.RUN_ID].transform("size") > 1
+        tree = tree[in_chain | tree[C.MISSING_BASE].notna()].reset_index(drop=True)
     return tree
 
 
@@ -270,7 +257,7 @@ def _offsets(store: Store, runs: pd.DataFrame) -> list[int]:
     offsets: list[int] = []
     previous_end = 0
     for _, run in runs.iterrows():
-        offset = 0 if run[POSITION] == 0 else (_logged(run, L.METRIC_PREVIOUS_TIMESTEPS) or previous_end)
+        offset = 0 if run[C.POSITION] == 0 else (_logged(run, L.METRIC_PREVIOUS_TIMESTEPS) or previous_end)
         offsets.append(offset)
         previous_end = _logged(run, L.METRIC_TOTAL_TIMESTEPS)
         if previous_end is None:

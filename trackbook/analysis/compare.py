@@ -16,9 +16,6 @@ if TYPE_CHECKING:
 
     from trackbook.store.base import RunsLike, Store
 
-FINAL, BEST, RANK = C.FINAL_PREFIX, C.BEST_PREFIX, C.RANK_PREFIX
-
-
 def compare(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
             goals: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Runs side by side: one row per run, in the order given.
@@ -34,8 +31,8 @@ def compare(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
         >>> tb.compare(store, run_ids, ["eval/mean_reward", "train/loss"])   # doctest: +SKIP
     """
     metrics = [metrics] if isinstance(metrics, str) else list(metrics)
-    run_ids = store._as_run_ids(runs)
-    table = store.runs(run_ids=run_ids).set_index(C.RUN_ID).loc[run_ids].reset_index()
+    table = store.lookup(runs)
+    run_ids = table[C.RUN_ID].tolist()
     params = [c for c in table.columns if c.startswith(C.PARAMS_PREFIX)
               and table[c].astype(str).nunique(dropna=False) > 1]
     out = table[[C.RUN_ID, C.NAME, C.STATUS, *params]].copy()
@@ -45,7 +42,7 @@ def compare(store: Store, runs: RunsLike, metrics: str | Sequence[str], *,
         goal = L.metric_goal(metric, goals)
         stats = [summary.get((rid, metric), nan) for rid in out[C.RUN_ID]]
         final = pd.Series([s["last"] for s in stats], index=out.index, dtype=float)
-        out[FINAL + metric] = final
-        out[BEST + metric] = [s[goal] for s in stats]
-        out[RANK + metric] = final.rank(ascending=goal == "min", method="min", na_option="bottom").astype("int64")
+        out[C.FINAL_PREFIX + metric] = final
+        out[C.BEST_PREFIX + metric] = [s[goal] for s in stats]
+        out[C.RANK_PREFIX + metric] = final.rank(ascending=goal == "min", method="min", na_option="bottom").astype("int64")
     return out

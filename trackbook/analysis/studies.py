@@ -1,7 +1,7 @@
 """Hyper-parameter studies: a parent run and one child run per trial.
 
-The layout is the one :func:`trackbook.hpo.optimize` writes and the seeds' HPO scripts
-wrote: the parent carries the params ``direction`` (``maximize``/``minimize``) and
+The layout is the one :func:`trackbook.hpo.optimize` writes and the RL trading stack's
+HPO scripts wrote (:mod:`trackbook.layout`): the parent carries the params ``direction`` (``maximize``/``minimize``) and
 ``objective`` (the metric the study optimises); each trial is a child run (MLflow's
 ``mlflow.parentRunId``) with its hyper-parameters as params, the tag ``trial_number``
 and the metric ``objective``. Studies written by other tools read too: what is not
@@ -24,30 +24,23 @@ if TYPE_CHECKING:
 
     from trackbook.store.base import Store
 
-#: Columns of ``Study.trials`` besides the trial runs' ``params.*``.
-TRIAL_NUMBER = L.TAG_TRIAL_NUMBER
-OBJECTIVE = L.METRIC_OBJECTIVE
-STATE = "state"
-TRIAL_COLUMNS = [TRIAL_NUMBER, C.RUN_ID, C.NAME, C.STATUS, STATE, OBJECTIVE, C.DURATION, C.START_TIME]
-#: Columns of :meth:`Study.importance`.
-PARAM = "param"
-IMPORTANCE = "importance"
-
-MAXIMIZE, MINIMIZE = "maximize", "minimize"
-_STATES = {C.FINISHED: "COMPLETE", C.FAILED: "FAIL", C.KILLED: "FAIL", C.RUNNING: "RUNNING", C.SCHEDULED: "WAITING"}
+#: A trial run's status read as a trial state, where the run says nothing else.
+_STATES = {C.FINISHED: L.COMPLETE, C.FAILED: L.FAIL, C.KILLED: L.FAIL, C.RUNNING: L.TRIAL_RUNNING,
+           C.SCHEDULED: L.WAITING}
+_COUNTED_STATES = (L.COMPLETE, L.PRUNED, L.FAIL, L.TRIAL_RUNNING)
 
 
 class Study:
     """A hyper-parameter study read from a store.
 
     Example:
-        >>> study = store.study(parent_run_id)                          # doctest: +SKIP
+        >>> study = tb.study(store, parent_run_id)                          # doctest: +SKIP
         >>> study.trials[["trial_number", "state", "objective"]]        # doctest: +SKIP
         >>> study.best["params.learning_rate"], study.importance()      # doctest: +SKIP
 
     Attributes:
         parent: the parent run's row of ``Store.runs()``.
-        trials: one row per trial (``TRIAL_COLUMNS`` then the trials' ``params.*``),
+        trials: one row per trial (``C.TRIAL_COLUMNS`` then the trials' ``params.*``),
             by trial number; failed, pruned and running trials are listed with their
             ``state`` (Optuna's names: COMPLETE, PRUNED, FAIL, RUNNING) and a NaN
             objective unless they logged one.
@@ -65,7 +58,7 @@ class Study:
         self.objective_metric = objective_metric
 
     def __repr__(self) -> str:
-        states = self.trials[STATE].value_counts().to_dict() if len(self.trials) else {}
+        states = self.trials[C.STATE].value_counts().to_dict() if len(self.trials) else {}
         return f"<Study {self.parent[C.NAME]!r}: {len(self.trials)} trials {states}, {self.direction}>"
 
     @property
@@ -78,7 +71,7 @@ class Study:
         params name them (``tb.hpo.optimize`` logs them); otherwise every trial param
         whose value varies between trials."""
         columns = [c for c in self.trials.columns if c.startswith(C.PARAMS_PREFIX)]
-        space_prefix = C.PARAMS_PREFIX + "space."
+        space_prefix = C.PARAMS_PREFIX + L.PARAM_SPACE_PREFIX
         searched = [C.PARAMS_PREFIX + k[len(space_prefix):] for k in self.parent.index
                     if isinstance(k, str) and k.startswith(space_prefix) and pd.notna(self.parent[k])]
         if searched:
@@ -96,14 +89,14 @@ class Study:
         done = self.completed
         if done.empty:
             return None
-        values = done[OBJECTIVE].astype(float)
-        return done.loc[values.idxmax() if self.direction == MAXIMIZE else values.idxmin()]
+        values = done[C.OBJECTIVE].astype(float)
+        return done.loc[values.idxmax() if self.direction == L.MAXIMIZE else values.idxmin()]
 
     def history(self, metrics: str | Sequence[str] | None = None) -> pd.DataFrame:
         """The trials' metric histories (``Store.history()``), plus ``trial_number``."""
         hist = self.store.history(self.trials[C.RUN_ID].tolist(), metrics)
-        numbers = dict(zip(self.trials[C.RUN_ID], self.trials[TRIAL_NUMBER], strict=True))
-        return hist.assign(**{TRIAL_NUMBER: hist[C.RUN_ID].map(numbers).astype("int64")})
+        numbers = dict(zip(self.trials[C.RUN_ID], self.trials[C.TRIAL_NUMBER], strict=True))
+        return hist.assign(**{C.TRIAL_NUMBER: hist[C.RUN_ID].map(numbers).astype("int64")})
 
     def importance(self, *, seed: int = 0) -> pd.DataFrame:
         """How much of the objective's variance each hyper-parameter explains.
@@ -139,39 +132,40 @@ class Study:
         for _, trial in done.iterrows():
             params = {name: _native(trial[C.PARAMS_PREFIX + name]) for name in distributions}
             study.add_trial(optuna.trial.create_trial(
-                params=params, distributions=distributions, value=float(trial[OBJECTIVE])))
+                params=params, distributions=distributions, value=float(trial[C.OBJECTIVE])))
         evaluator = optuna.importance.FanovaImportanceEvaluator(seed=seed)
         scores = optuna.importance.get_param_importances(study, evaluator=evaluator, normalize=True)
-        return pd.DataFrame({PARAM: list(scores), IMPORTANCE: list(scores.values())})
+        return pd.DataFrame({C.PARAM: list(scores), C.IMPORTANCE: list(scores.values())})
 
-    @classmethod
-    def from_store(cls, store: Store, parent_run_id: str, *, direction: str | None = None,
-                   objective: str | None = None) -> Study:
-        """Read the study whose parent run is ``parent_run_id``.
 
-        Args:
-            direction: overrides the parent's ``direction`` param (default maximize).
-            objective: overrides the metric a trial's objective falls back to.
+def study(store: Store, parent_run_id: str, *, direction: str | None = None,
+          objective: str | None = None) -> Study:
+    """The hyper-parameter study whose parent run is ``parent_run_id``.
 
-        Raises:
-            RunNotFound: no such run, or it has no child runs.
-        """
-        found = store.runs(run_ids=[store._check_run_id(parent_run_id)])
-        if found.empty:
-            raise RunNotFound(store._missing_run_message([parent_run_id]))
-        parent = found.iloc[0]
-        siblings = store.runs(parent[C.EXPERIMENT_ID])
-        trials = siblings[siblings[C.PARENT_RUN_ID] == parent_run_id]
-        if trials.empty:
-            raise RunNotFound(
-                f"Run {parent_run_id} ({parent[C.NAME]!r}) has no child runs in experiment "
-                f"{parent[C.EXPERIMENT]!r}, so it is not a study parent. store.studies(experiment) lists the studies."
-            )
-        direction = (direction or _param(parent, "direction") or MAXIMIZE).lower()
-        if direction not in (MAXIMIZE, MINIMIZE):
-            raise ValueError(f"direction={direction!r}: a study goes 'maximize' or 'minimize'.")
-        objective = objective or _param(parent, "objective")
-        return cls(store, parent, _trials_frame(trials, objective), direction, objective)
+    Example:
+        >>> study = tb.study(store, parent_run_id)     # doctest: +SKIP
+        >>> study.best, study.importance()             # doctest: +SKIP
+
+    Args:
+        direction: overrides the parent's ``direction`` param (default maximize).
+        objective: overrides the metric a trial's objective falls back to.
+
+    Raises:
+        RunNotFound: no such run, or it has no child runs.
+    """
+    parent = store.lookup([parent_run_id]).iloc[0]
+    siblings = store.runs(parent[C.EXPERIMENT_ID])
+    trials = siblings[siblings[C.PARENT_RUN_ID] == parent_run_id]
+    if trials.empty:
+        raise RunNotFound(
+            f"Run {parent_run_id} ({parent[C.NAME]!r}) has no child runs in experiment "
+            f"{parent[C.EXPERIMENT]!r}, so it is not a study parent. tb.study_list(store, experiment) lists the studies."
+        )
+    direction = (direction or _param(parent, L.PARAM_DIRECTION) or L.MAXIMIZE).lower()
+    if direction not in (L.MAXIMIZE, L.MINIMIZE):
+        raise ValueError(f"direction={direction!r}: a study goes 'maximize' or 'minimize'.")
+    objective = objective or _param(parent, L.PARAM_OBJECTIVE)
+    return Study(store, parent, _trials_frame(trials, objective), direction, objective)
 
 
 def study_list(store: Store, experiment: str) -> pd.DataFrame:
@@ -190,26 +184,25 @@ def study_list(store: Store, experiment: str) -> pd.DataFrame:
         if parents.empty:
             continue
         parent = parents.iloc[0]
-        direction = (_param(parent, "direction") or MAXIMIZE).lower()
-        frame = _trials_frame(trials, _param(parent, "objective"))
-        done = frame.loc[frame[STATE] == "COMPLETE", OBJECTIVE].astype(float)
+        direction = (_param(parent, L.PARAM_DIRECTION) or L.MAXIMIZE).lower()
+        frame = _trials_frame(trials, _param(parent, L.PARAM_OBJECTIVE))
+        done = frame.loc[frame[C.STATE] == L.COMPLETE, C.OBJECTIVE].astype(float)
         done = done[np.isfinite(done)]
-        best = (done.max() if direction == MAXIMIZE else done.min()) if len(done) else np.nan
-        counts = frame[STATE].value_counts()
+        best = (done.max() if direction == L.MAXIMIZE else done.min()) if len(done) else np.nan
+        counts = frame[C.STATE].value_counts()
         rows.append({
             C.RUN_ID: parent_id, C.NAME: parent[C.NAME], C.STATUS: parent[C.STATUS],
-            C.START_TIME: parent[C.START_TIME], "direction": direction, "n_trials": len(frame),
-            **{state: int(counts.get(state, 0)) for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")},
-            "best_objective": best,
+            C.START_TIME: parent[C.START_TIME], C.DIRECTION: direction, C.N_TRIALS: len(frame),
+            **{state: int(counts.get(state, 0)) for state in _COUNTED_STATES},
+            C.BEST_OBJECTIVE: best,
         })
-    columns = [C.RUN_ID, C.NAME, C.STATUS, C.START_TIME, "direction", "n_trials", "COMPLETE", "PRUNED", "FAIL",
-               "RUNNING", "best_objective"]
+    columns = [C.RUN_ID, C.NAME, C.STATUS, C.START_TIME, C.DIRECTION, C.N_TRIALS, *_COUNTED_STATES, C.BEST_OBJECTIVE]
     return pd.DataFrame(rows, columns=columns).sort_values(C.START_TIME, ignore_index=True)
 
 
 def completed_trials(trials: pd.DataFrame) -> pd.DataFrame:
     """The rows of a ``Study.trials`` frame that completed with a finite objective."""
-    return trials[(trials[STATE] == "COMPLETE") & np.isfinite(trials[OBJECTIVE].astype(float))]
+    return trials[(trials[C.STATE] == L.COMPLETE) & np.isfinite(trials[C.OBJECTIVE].astype(float))]
 
 
 def spans_decades(values: pd.Series) -> bool:
@@ -220,27 +213,27 @@ def spans_decades(values: pd.Series) -> bool:
 
 def _trials_frame(trials: pd.DataFrame, objective_metric: str | None) -> pd.DataFrame:
     trials = trials.sort_values([C.START_TIME, C.RUN_ID], kind="stable")
-    tag_numbers = pd.to_numeric(trials.get(C.TAGS_PREFIX + TRIAL_NUMBER), errors="coerce")
+    tag_numbers = pd.to_numeric(trials.get(C.TAGS_PREFIX + L.TAG_TRIAL_NUMBER), errors="coerce")
     numbers = tag_numbers if tag_numbers is not None and tag_numbers.notna().all() else pd.Series(
         np.arange(len(trials)), index=trials.index)
-    objective = _metric(trials, OBJECTIVE)
+    objective = _metric(trials, L.METRIC_OBJECTIVE)
     if objective_metric:
         fallback = _metric(trials, objective_metric).where(trials[C.STATUS] == C.FINISHED)
         objective = objective.fillna(fallback)
-    state = trials[C.STATUS].map(_STATES).fillna("FAIL")
+    state = trials[C.STATUS].map(_STATES).fillna(L.FAIL)
     tagged = trials.get(C.TAGS_PREFIX + L.TAG_TRIAL_STATE)
     if tagged is not None:
         state = tagged.where(tagged.notna(), state)
     # Optuna marks a trial whose objective is NaN as failed; so do we.
-    state = state.where(~((state == "COMPLETE") & objective.isna()), "FAIL")
+    state = state.where(~((state == L.COMPLETE) & objective.isna()), L.FAIL)
     frame = pd.DataFrame({
-        TRIAL_NUMBER: numbers.astype("int64"), C.RUN_ID: trials[C.RUN_ID], C.NAME: trials[C.NAME],
-        C.STATUS: trials[C.STATUS], STATE: state, OBJECTIVE: objective.astype(float),
+        C.TRIAL_NUMBER: numbers.astype("int64"), C.RUN_ID: trials[C.RUN_ID], C.NAME: trials[C.NAME],
+        C.STATUS: trials[C.STATUS], C.STATE: state, C.OBJECTIVE: objective.astype(float),
         C.DURATION: trials[C.DURATION], C.START_TIME: trials[C.START_TIME],
     })
     params = [c for c in trials.columns if c.startswith(C.PARAMS_PREFIX) and trials[c].notna().any()]
     frame = pd.concat([frame, trials[params]], axis=1)
-    return frame.sort_values(TRIAL_NUMBER, kind="stable", ignore_index=True)
+    return frame.sort_values(C.TRIAL_NUMBER, kind="stable", ignore_index=True)
 
 
 def _metric(runs: pd.DataFrame, name: str) -> pd.Series:

@@ -9,7 +9,6 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from trackbook import columns as C
-from trackbook.analysis.compare import BEST, FINAL
 from trackbook.plots._base import TEMPLATE, colours, empty_figure, label
 
 
@@ -24,7 +23,7 @@ def comparison_bars(comparison: pd.DataFrame, metrics: Sequence[str] | None = No
     """
     if value not in ("final", "best"):
         raise ValueError(f"value={value!r}: use 'final' or 'best'.")
-    prefix = FINAL if value == "final" else BEST
+    prefix = C.FINAL_PREFIX if value == "final" else C.BEST_PREFIX
     available = [c[len(prefix):] for c in comparison.columns if c.startswith(prefix)]
     metrics = available if metrics is None else [m for m in metrics if m in available]
     if comparison.empty or not metrics:

@@ -13,18 +13,11 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from trackbook import columns as C
-from trackbook.analysis.studies import (
-    IMPORTANCE,
-    OBJECTIVE,
-    PARAM,
-    STATE,
-    TRIAL_NUMBER,
-    completed_trials,
-    spans_decades,
-)
+from trackbook import layout as L
+from trackbook.analysis.studies import completed_trials, spans_decades
 from trackbook.plots._base import TEMPLATE, empty_figure, label
 
-_STATE_STYLE = {"FAIL": ("x", "#d62728"), "PRUNED": ("triangle-down", "#ff7f0e"), "RUNNING": ("circle-open", "grey")}
+_STATE_STYLE = {L.FAIL: ("x", "#d62728"), L.PRUNED: ("triangle-down", "#ff7f0e"), L.TRIAL_RUNNING: ("circle-open", "grey")}
 
 
 def _param_columns(trials: pd.DataFrame, params: Sequence[str] | None) -> list[str]:
@@ -48,24 +41,24 @@ def optimization_history(trials: pd.DataFrame, direction: str = "maximize", *,
     are marked along the bottom with their state."""
     if trials.empty:
         return empty_figure(title, "the study has no trials")
-    done = completed_trials(trials).sort_values(TRIAL_NUMBER)
+    done = completed_trials(trials).sort_values(C.TRIAL_NUMBER)
     fig = go.Figure()
     if len(done):
-        values = done[OBJECTIVE].astype(float)
+        values = done[C.OBJECTIVE].astype(float)
         best = values.cummax() if direction == "maximize" else values.cummin()
-        fig.add_trace(go.Scatter(x=done[TRIAL_NUMBER], y=values, mode="markers", name="objective",
+        fig.add_trace(go.Scatter(x=done[C.TRIAL_NUMBER], y=values, mode="markers", name="objective",
                                  text=[label(n) for n in done[C.NAME]],
                                  hovertemplate="trial %{x}: %{y:.4g}<br>%{text}<extra></extra>"))
-        fig.add_trace(go.Scatter(x=done[TRIAL_NUMBER], y=best, mode="lines", name="best so far",
+        fig.add_trace(go.Scatter(x=done[C.TRIAL_NUMBER], y=best, mode="lines", name="best so far",
                                  line={"shape": "hv"}))
-    floor = float(done[OBJECTIVE].min()) if len(done) else 0.0
+    floor = float(done[C.OBJECTIVE].min()) if len(done) else 0.0
     for state, (symbol, colour) in _STATE_STYLE.items():
-        rows = trials[trials[STATE] == state]
+        rows = trials[trials[C.STATE] == state]
         if len(rows):
-            fig.add_trace(go.Scatter(x=rows[TRIAL_NUMBER], y=[floor] * len(rows), mode="markers", name=state.lower(),
+            fig.add_trace(go.Scatter(x=rows[C.TRIAL_NUMBER], y=[floor] * len(rows), mode="markers", name=state.lower(),
                                      marker={"symbol": symbol, "color": colour, "size": 10},
                                      hovertemplate=f"trial %{{x}}: {state}<extra></extra>"))
-    fig.update_layout(title=label(title), template=TEMPLATE, xaxis_title="trial", yaxis_title=OBJECTIVE)
+    fig.update_layout(title=label(title), template=TEMPLATE, xaxis_title="trial", yaxis_title=C.OBJECTIVE)
     return fig
 
 
@@ -90,8 +83,8 @@ def parallel_coordinates(trials: pd.DataFrame, params: Sequence[str] | None = No
             codes, cats = pd.factorize(done[column].astype(str), sort=True)
             dimensions.append({"label": label(name), "values": codes, "tickvals": list(range(len(cats))),
                                "ticktext": [label(c) for c in cats]})
-    objective = done[OBJECTIVE].astype(float)
-    dimensions.append({"label": OBJECTIVE, "values": objective})
+    objective = done[C.OBJECTIVE].astype(float)
+    dimensions.append({"label": C.OBJECTIVE, "values": objective})
     fig = go.Figure(go.Parcoords(line={"color": objective, "colorscale": "Viridis", "showscale": True},
                                  dimensions=dimensions))
     fig.update_layout(title=label(title), template=TEMPLATE)
@@ -109,13 +102,13 @@ def param_slices(trials: pd.DataFrame, params: Sequence[str] | None = None, *,
                         subplot_titles=[label(c[len(C.PARAMS_PREFIX):]) for c in columns])
     for i, column in enumerate(columns, start=1):
         fig.add_trace(go.Scatter(
-            x=done[column], y=done[OBJECTIVE].astype(float), mode="markers", showlegend=False,
-            marker={"color": done[TRIAL_NUMBER], "colorscale": "Blues", "size": 9, "line": {"width": 1}},
-            text=[f"trial {n}" for n in done[TRIAL_NUMBER]], hovertemplate="%{text}: %{x} -> %{y:.4g}<extra></extra>",
+            x=done[column], y=done[C.OBJECTIVE].astype(float), mode="markers", showlegend=False,
+            marker={"color": done[C.TRIAL_NUMBER], "colorscale": "Blues", "size": 9, "line": {"width": 1}},
+            text=[f"trial {n}" for n in done[C.TRIAL_NUMBER]], hovertemplate="%{text}: %{x} -> %{y:.4g}<extra></extra>",
         ), row=1, col=i)
         fig.update_xaxes(title_text=label(column[len(C.PARAMS_PREFIX):]),
                          type="log" if spans_decades(done[column]) else None, row=1, col=i)
-    fig.update_yaxes(title_text=OBJECTIVE, row=1, col=1)
+    fig.update_yaxes(title_text=C.OBJECTIVE, row=1, col=1)
     fig.update_layout(title=label(title), template=TEMPLATE)
     return fig
 
@@ -124,8 +117,8 @@ def param_importance(importance: pd.DataFrame, *, title: str = "Hyper-parameter 
     """Horizontal bars of ``Study.importance()``, most important on top."""
     if importance.empty:
         return empty_figure(title, "no importances to draw")
-    ordered = importance.sort_values(IMPORTANCE)
-    fig = go.Figure(go.Bar(x=ordered[IMPORTANCE], y=[label(p) for p in ordered[PARAM]], orientation="h",
+    ordered = importance.sort_values(C.IMPORTANCE)
+    fig = go.Figure(go.Bar(x=ordered[C.IMPORTANCE], y=[label(p) for p in ordered[C.PARAM]], orientation="h",
                            hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
     fig.update_layout(title=label(title), template=TEMPLATE, xaxis_title="importance", yaxis_title="param")
     return fig

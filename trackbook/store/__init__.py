@@ -1,16 +1,18 @@
-"""Reading runs: the :class:`Store` interface, its backends, and :func:`connect`."""
+"""Reading runs: the :class:`Store` port, its backends, and :func:`connect`."""
 
 from __future__ import annotations
 
 import logging
-import os
+from typing import Any
 
+from trackbook._lazy import lazy_exports
 from trackbook._uri import DEFAULT_URI, resolve_uri
 from trackbook.store.base import RunRecord, Store
 
 _log = logging.getLogger("trackbook")
 
-def connect(uri: str | os.PathLike[str] | None = None) -> Store:
+
+def connect(uri: Any = None, *, create: bool = False) -> Store:
     """Open a store for reading.
 
     Example:
@@ -20,15 +22,19 @@ def connect(uri: str | os.PathLike[str] | None = None) -> Store:
 
     Args:
         uri: an MLflow tracking URI (``sqlite:///mlflow.db``, ``postgresql://...``,
-            ``http://host:port``) or an Aim repository (``aim:///path``). If None,
-            $MLFLOW_TRACKING_URI, else ``sqlite:///mlflow.db`` in the working folder.
+            ``http://host:port``), an Aim repository (``aim:///path``), or a path to
+            either. If None, the environment, then the embedded default, decide
+            (see :func:`trackbook._uri.resolve_uri`: the same rule writers follow).
+        create: start an empty sqlite store when the file does not exist. Off by
+            default: reading never writes, so a mistyped path is an error, not a new file.
 
     Returns:
         A :class:`Store`; its repr names what it connected to.
 
     Raises:
         UnsupportedStoreURI: the URI names a kind of store trackbook cannot read.
-        StoreUnavailable: the store could not be reached or opened.
+        StoreUnavailable: the store could not be reached or opened, or a sqlite file is
+            missing or holds no MLflow store.
     """
     resolved = resolve_uri(uri)
     if resolved.startswith("aim://"):
@@ -38,22 +44,16 @@ def connect(uri: str | os.PathLike[str] | None = None) -> Store:
     else:
         from trackbook.store.mlflow import MLflowStore
 
-        store = MLflowStore(resolved)
+        store = MLflowStore(resolved, create=create)
     _log.info("trackbook connected to %r", store)
     return store
 
 
-def __getattr__(name: str):
-    # The backends import mlflow / aim; load them only when asked for.
-    if name == "MLflowStore":
-        from trackbook.store.mlflow import MLflowStore
+# The backends import mlflow / aim; they load when first asked for.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {"MLflowStore": "trackbook.store.mlflow:MLflowStore", "AimStore": "trackbook.store.aim:AimStore"},
+    globals(),
+)
 
-        return MLflowStore
-    if name == "AimStore":
-        from trackbook.store.aim import AimStore
-
-        return AimStore
-    raise AttributeError(name)
-
-
-__all__ = ["AimStore", "DEFAULT_URI", "MLflowStore", "RunRecord", "Store", "connect", "resolve_uri"]
+__all__ = ["DEFAULT_URI", "RunRecord", "Store", "connect", "resolve_uri"]

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
-from trackbook.store.base import RunRecord
+from trackbook.store.frames import RunRecord
 
 _RUNS_PER_QUERY = 500
 _FETCH_ROWS = 100_000

@@ -16,7 +16,8 @@ from stable_baselines3.common.logger import KVWriter
 
 from trackbook import columns as C
 from trackbook import layout as L
-from trackbook.tracking import _lifecycle, default_experiment, make_tracker
+from trackbook.tracking import _lifecycle
+from trackbook.tracking.trackers import default_experiment, make_tracker
 from trackbook.tracking.base import Tracker
 from trackbook.tracking.environment import environment_info, environment_tags
 
@@ -346,7 +347,7 @@ class _SB3Writer(KVWriter):
 
 
 class MLflowLoggingCallback(TrackingCallback):
-    """The seed scripts' callback, kept for their users: a :class:`TrackingCallback` on MLflow.
+    """The RL trading scripts' callback, kept for their users: a :class:`TrackingCallback` on MLflow.
 
     Args:
         experiment_name: experiment to log to.

@@ -9,9 +9,9 @@ Example:
     >>> result = tb.hpo.optimize(objective, {"learning_rate": {"low": 1e-5, "high": 1e-2, "log": True},
     ...                                      "gamma": [0.98, 0.99, 0.999]},
     ...                          n_trials=20, store=store, experiment="ppo-hpo")
-    >>> store.study(result.parent_run_id).best                     # doctest: +SKIP
+    >>> tb.study(store, result.parent_run_id).best                     # doctest: +SKIP
 
-Search spaces: a list is a set of choices (the seeds' YAML ``param_space``); a mapping
+Search spaces: a list is a set of choices (as in the trading stack's YAML ``param_space``); a mapping
 ``{low, high}`` a range, with ``log: true``, ``step``, and ``type: int`` or ``float``
 (int when low and high are ints); ``{choices: [...]}`` choices; an Optuna distribution
 object as itself; any other value a fixed param (logged, not searched).
@@ -32,7 +32,8 @@ from typing import Any
 
 from trackbook import columns as C
 from trackbook import layout as L
-from trackbook.tracking import default_experiment, make_tracker, resolve_tracking_uri
+from trackbook._uri import resolve_uri
+from trackbook.tracking.trackers import default_experiment, make_tracker
 from trackbook.tracking.base import Tracker
 
 _log = logging.getLogger("trackbook.tracking")
@@ -133,7 +134,7 @@ def optimize(
         objective: ``objective(trial: Trial) -> float``.
         space: the search space (see the module's docs).
         n_trials: trials to run in this call.
-        store: a Store or tracking URI (see ``resolve_tracking_uri``).
+        store: a Store or tracking URI (see :func:`trackbook._uri.resolve_uri`).
         experiment: experiment of the parent and trial runs.
         study_name: Optuna's study name, also the parent run's name (default:
             ``<experiment>-<date-time>``).
@@ -148,10 +149,10 @@ def optimize(
     """
     import optuna
 
-    if direction not in ("maximize", "minimize"):
+    if direction not in L.DIRECTIONS:
         raise ValueError(f"direction={direction!r}: use 'maximize' or 'minimize'.")
     distributions = parse_space(space)
-    uri = resolve_tracking_uri(store)
+    uri = resolve_uri(store)
     experiment = default_experiment(experiment)
     sampler_obj = _sampler(sampler, seed)
     if study_name is None:
@@ -168,8 +169,8 @@ def optimize(
         parent_tracker = make_tracker(uri)
         parent_run_id = parent_tracker.start_run(
             experiment, name=study.study_name,
-            params={"direction": direction, "objective": metric, "n_trials": n_trials,
-                    "sampler": type(study.sampler).__name__, **{f"space.{k}": repr(v) for k, v in space.items()}},
+            params={L.PARAM_DIRECTION: direction, L.PARAM_OBJECTIVE: metric, "n_trials": n_trials,
+                    "sampler": type(study.sampler).__name__, **{f"{L.PARAM_SPACE_PREFIX}{k}": repr(v) for k, v in space.items()}},
             tags={L.TAG_STUDY_NAME: study.study_name, "optuna.storage": _storage_label(storage)},
         )
         if parent_run_id is None:
@@ -189,18 +190,18 @@ def optimize(
         try:
             value = float(objective(trial))
         except optuna.TrialPruned:
-            tracker.set_tags({L.TAG_TRIAL_STATE: "PRUNED"})
+            tracker.set_tags({L.TAG_TRIAL_STATE: L.PRUNED})
             tracker.end_run(C.KILLED)
             raise
         except BaseException as exc:
-            tracker.set_tags({L.TAG_TRIAL_STATE: "FAIL", "error": f"{type(exc).__name__}: {exc}"[:500]})
+            tracker.set_tags({L.TAG_TRIAL_STATE: L.FAIL, L.TAG_TRIAL_ERROR: f"{type(exc).__name__}: {exc}"[:500]})
             tracker.end_run(C.KILLED if isinstance(exc, KeyboardInterrupt) else C.FAILED)
             raise
         if math.isnan(value):
-            tracker.set_tags({L.TAG_TRIAL_STATE: "FAIL", "error": "the objective returned NaN"})
+            tracker.set_tags({L.TAG_TRIAL_STATE: L.FAIL, L.TAG_TRIAL_ERROR: "the objective returned NaN"})
             tracker.end_run(C.FAILED)
             return value  # Optuna marks it failed
-        tracker.set_tags({L.TAG_TRIAL_STATE: "COMPLETE"})
+        tracker.set_tags({L.TAG_TRIAL_STATE: L.COMPLETE})
         tracker.end_run(C.FINISHED, final_metrics={L.METRIC_OBJECTIVE: value}, step=optuna_trial.number)
         return value
 

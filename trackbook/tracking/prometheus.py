@@ -1,14 +1,14 @@
-"""Live training metrics for Prometheus: the seeds' ``rl_training_*`` family, served on /metrics.
+"""Live training metrics for Prometheus: the RL trading stack's ``rl_training_*`` family, served on /metrics.
 
 Example:
     >>> cb = tb.TrackingCallback(store, experiment="ppo", prometheus_port=8011)   # doctest: +SKIP
     >>> model.learn(100_000, callback=cb)       # scrape http://127.0.0.1:8011/metrics meanwhile
 
-    >>> from trackbook.tracking import prometheus as prom                       # the seeds' helpers
+    >>> from trackbook.tracking import prometheus as prom                       # the trading stack's helper functions
     >>> prom.start_metrics_server(8011)                                          # doctest: +SKIP
     >>> prom.record_training_start("PPO", run_id)                                # doctest: +SKIP
 
-The families, their types and labels are those of the seeds' exporter, so their
+The families, their types and labels are those of the RL trading stack's exporter, so their
 Prometheus queries and Grafana panels keep working. ``run_id`` labels only gauges, and
 at most ``max_runs`` runs keep series (older runs' series are dropped): histograms and
 counters are labelled by algorithm (and agent) only, so cardinality stays bounded.
@@ -34,7 +34,7 @@ from typing import Any
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from trackbook import columns as C
-from trackbook.errors import TrackbookError
+from trackbook.errors import MetricNameCollision, PortInUse
 
 _log = logging.getLogger("trackbook.tracking")
 
@@ -50,14 +50,6 @@ LOAD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
 
-class PortInUse(TrackbookError):
-    """The exporter's port is taken."""
-
-
-class MetricNameCollision(TrackbookError, ValueError):
-    """Two logged metric names map to one Prometheus name."""
-
-
 def sanitize(name: str) -> str:
     """``name`` under Prometheus' rules (``[a-zA-Z_][a-zA-Z0-9_]*``), prefixed ``rl_training_``."""
     clean = re.sub(r"_+", "_", _INVALID.sub("_", name)).strip("_").lower()
@@ -67,7 +59,7 @@ def sanitize(name: str) -> str:
 
 
 class RLTrainingMetrics:
-    """The ``rl_training_*`` families in one registry, and the seeds' recording methods.
+    """The ``rl_training_*`` families in one registry, and the trading stack's recording methods.
 
     Args:
         registry: where the families live (a new ``CollectorRegistry`` if None).
@@ -124,7 +116,7 @@ class RLTrainingMetrics:
             "win_rate", "total_return", "policy_loss", "value_loss", "entropy", "data_load_time_seconds",
             "environment_steps", "errors")}
 
-    # -------------------------------------------------------------- the seeds' API
+    # ------------------------------------------------- the trading stack's recording API
 
     def record_training_start(self, algorithm: str, run_id: str | None = None) -> None:
         self.runs_total.labels(algorithm, "started").inc()
@@ -199,7 +191,7 @@ class RLTrainingMetrics:
         """Export a logged metric as the gauge ``rl_training_<sanitised name>``.
 
         Raises:
-            MetricNameCollision: another logged name, or one of the seeds' families,
+            MetricNameCollision: another logged name, or one of the rl_training_* families,
                 maps to the same Prometheus name.
         """
         prom = sanitize(name)
@@ -347,7 +339,7 @@ def stop_metrics_server(port: int | None = None) -> None:
                 server.stop()
 
 
-# The seeds' helper functions, on the process-wide metrics.
+# The trading stack's helper functions, on the process-wide metrics.
 def record_training_start(algorithm: str, run_id: str | None = None) -> None:
     default_metrics().record_training_start(algorithm, run_id)
 

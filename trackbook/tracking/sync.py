@@ -347,9 +347,9 @@ def _uri_of(store: Any) -> str | None:
         return None
     if hasattr(store, "uri"):
         return str(store.uri)
-    from trackbook.tracking import resolve_tracking_uri
+    from trackbook._uri import resolve_uri
 
-    return resolve_tracking_uri(store)
+    return resolve_uri(store)
 
 
 __all__ = ["SyncResult", "discard", "pending", "sync"]

@@ -19,6 +19,7 @@ import pandas as pd
 from trackbook import columns as C
 from trackbook import layout as L
 from trackbook import plots
+from trackbook import analysis
 from trackbook.analysis.compare import compare
 from trackbook.widgets._base import Panel, figure_widget, show_figure, table_html
 
@@ -70,12 +71,18 @@ class RunBrowser(Panel):
         self.guarded(self.refresh)
 
     def _load_experiments(self, experiment: str | None) -> None:
-        names = self.store.experiments()[C.NAME].tolist()
+        experiments = self.store.experiments()
+        active = experiments[experiments[C.LIFECYCLE_STAGE] == "active"]
+        names = active[C.NAME].tolist()
         if not names:
             self.message("The store has no experiments yet: log a run first.")
             return
         self.experiment.options = names
-        self.experiment.value = experiment if experiment in names else names[-1]
+        if experiment not in names:  # the experiment with the newest run, else the newest experiment
+            newest = self.store.runs().head(1)
+            experiment = newest[C.EXPERIMENT].iloc[0] if len(newest) else \
+                active.sort_values(C.CREATION_TIME)[C.NAME].iloc[-1]
+        self.experiment.value = experiment
 
     @property
     def selected(self) -> pd.DataFrame:
@@ -109,7 +116,12 @@ class RunBrowser(Panel):
         self.metric_select.value = chosen
         shown = [C.NAME, C.STATUS, C.START_TIME, C.DURATION, *[C.METRICS_PREFIX + m for m in chosen]]
         self.table.value = table_html(self.runs[[c for c in shown if c in self.runs]])
-        self.message(f"{len(self.runs)} runs match" + ("" if len(self.runs) else ": loosen the filter."))
+        if len(self.runs):
+            self.message(f"{len(self.runs)} runs match")
+        elif self.filter.value.strip() or status:
+            self.message("0 runs match: loosen the filter or the status.")
+        else:
+            self.message(f"Experiment {self.experiment.value!r} has no runs yet.")
         self.plot()
 
     def plot(self) -> None:
@@ -146,10 +158,10 @@ class ChainExplorer(Panel):
 
     def _load(self, run_id: str | None, experiment: str | None) -> None:
         experiment = _experiment_of(self.store, run_id, experiment, "run_id", "chains")
-        tree = self.store.chains(experiment)
-        self.tree.value = table_html(tree[[C.NAME, C.STATUS, "depth", "children", "missing_base"]])
-        leaves = tree[tree["children"] == 0]
-        options = [(f"{'  ' * int(r['depth'])}{r[C.NAME]} (depth {int(r['depth'])})", r[C.RUN_ID])
+        tree = analysis.chain_tree(self.store, experiment)
+        self.tree.value = table_html(tree[[C.NAME, C.STATUS, C.DEPTH, C.CHILDREN, C.MISSING_BASE]])
+        leaves = tree[tree[C.CHILDREN] == 0]
+        options = [(f"{'  ' * int(r[C.DEPTH])}{r[C.NAME]} (depth {int(r[C.DEPTH])})", r[C.RUN_ID])
                    for _, r in leaves.iterrows()]
         if run_id and run_id not in [v for _, v in options]:
             options.append((self.store.run(run_id)[C.NAME], run_id))
@@ -162,7 +174,7 @@ class ChainExplorer(Panel):
     def refresh(self) -> None:
         if not self.leaf.value:
             return
-        self.chain = self.store.chain(self.leaf.value)
+        self.chain = analysis.chain(self.store, self.leaf.value)
         logged = sorted(c[len(C.METRICS_PREFIX):] for c in self.chain.runs.columns if c.startswith(C.METRICS_PREFIX)
                         and self.chain.runs[c].notna().any())
         if list(self.metric_select.options) != logged:
@@ -202,7 +214,7 @@ class StudyPanel(Panel):
 
     def _load(self, parent_run_id: str | None, experiment: str | None) -> None:
         experiment = _experiment_of(self.store, parent_run_id, experiment, "parent_run_id", "studies")
-        studies = self.store.studies(experiment)
+        studies = analysis.study_list(self.store, experiment)
         if studies.empty:
             self.message(f"Experiment {experiment!r} has no study (no run with child runs).")
             return
@@ -213,7 +225,7 @@ class StudyPanel(Panel):
     def refresh(self) -> None:
         if not self.study_select.value:
             return
-        study = self.study = self.store.study(self.study_select.value)
+        study = self.study = analysis.study(self.store, self.study_select.value)
         trials = study.trials
         params = [c[len(C.PARAMS_PREFIX):] for c in study.param_columns]
         show_figure(self.history_fig, plots.optimization_history(trials, study.direction))
@@ -222,17 +234,17 @@ class StudyPanel(Panel):
         try:
             show_figure(self.importance_fig, plots.param_importance(study.importance()))
         except Exception as exc:  # noqa: BLE001 - too few trials is a message, not a failure
-            show_figure(self.importance_fig, plots.param_importance(pd.DataFrame(columns=["param", "importance"]),
+            show_figure(self.importance_fig, plots.param_importance(pd.DataFrame(columns=[C.PARAM, C.IMPORTANCE]),
                                                                     title=str(exc)[:80]))
-        shown = ["trial_number", C.NAME, "state", "objective", C.DURATION, *study.param_columns]
+        shown = [C.TRIAL_NUMBER, C.NAME, C.STATE, C.OBJECTIVE, C.DURATION, *study.param_columns]
         self.trials.value = table_html(trials[shown])
-        self.trial_select.options = [(f"trial {int(t['trial_number'])} [{t['state']}]", t[C.RUN_ID])
+        self.trial_select.options = [(f"trial {int(t[C.TRIAL_NUMBER])} [{t[C.STATE]}]", t[C.RUN_ID])
                                      for _, t in trials.iterrows()]
         best = study.best
         self.trial_select.value = (best if best is not None else trials.iloc[0])[C.RUN_ID]
-        bad = trials[trials["state"] != "COMPLETE"]
+        bad = trials[trials[C.STATE] != L.COMPLETE]
         best_text = "—" if best is None else f"{best['objective']:.4g}"
-        not_complete = ", ".join(f"{n} ({s})" for n, s in zip(bad[C.NAME], bad["state"], strict=True))
+        not_complete = ", ".join(f"{n} ({s})" for n, s in zip(bad[C.NAME], bad[C.STATE], strict=True))
         self.message(f"{len(trials)} trials, best objective {best_text}"
                      + (f"; not complete: {not_complete}" if len(bad) else ""))
         self.show_trial()
@@ -240,7 +252,7 @@ class StudyPanel(Panel):
     def _clicked(self, trace: Any, points: Any, _state: Any) -> None:
         if points.point_inds:
             number = int(trace.x[points.point_inds[0]])
-            match = self.study.trials[self.study.trials["trial_number"] == number]
+            match = self.study.trials[self.study.trials[C.TRIAL_NUMBER] == number]
             if len(match):
                 self.trial_select.value = match[C.RUN_ID].iloc[0]
 

@@ -1,0 +1,53 @@
+"""Which tracker writes where: :func:`make_tracker`, :func:`health_check`, the default experiment."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from trackbook._uri import resolve_uri
+from trackbook.tracking.base import HealthReport, Tracker
+
+
+def default_experiment(experiment: str | None = None) -> str:
+    """``experiment``, else ``$ML_EXPERIMENT_NAME``, else ``"default"``."""
+    return experiment or os.environ.get("ML_EXPERIMENT_NAME") or "default"
+
+
+def make_tracker(uri: Any = None, *, backend: str | None = None, offline: bool | None = None, **kwargs: Any) -> Tracker:
+    """A tracker for the store named by ``uri``: the argument, else the environment,
+    else ``sqlite:///mlflow.db`` here (:func:`trackbook._uri.resolve_uri`, the rule
+    readers follow too).
+
+    ``offline=True`` (or ``$TRACKBOOK_OFFLINE=1``) writes the local journal only and
+    reaches no store (no sqlite file is created); ``trackbook sync`` delivers it later.
+    Other keyword arguments go to :class:`~trackbook.tracking.base.Tracker`.
+
+    Example:
+        >>> with make_tracker("sqlite:///mlflow.db") as tracker:   # doctest: +SKIP
+        ...     tracker.start_run("ppo-cartpole", params={"lr": 3e-4})
+    """
+    resolved = resolve_uri(uri, backend=backend)
+    if resolved.startswith("aim://"):
+        from trackbook.tracking.aim import AimTracker
+
+        return AimTracker(resolved, offline=offline, **kwargs)
+    from trackbook.tracking.base import offline_default
+    from trackbook.tracking.mlflow import MLflowTracker
+
+    kwargs["offline"] = offline
+    offline_now = offline_default() if offline is None else offline
+    if resolved.startswith("sqlite:///") and resolved != "sqlite:///:memory:" and not offline_now:
+        Path(resolved[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)  # a writer creates its store
+    return MLflowTracker(resolved, **kwargs)
+
+
+def health_check(uri: Any = None, *, backend: str | None = None) -> HealthReport:
+    """Whether the tracking store is reachable and writable, with the problems found.
+
+    Example:
+        >>> report = health_check()        # doctest: +SKIP
+        >>> report.ok, report.problems     # doctest: +SKIP
+    """
+    return make_tracker(uri, backend=backend).health_check()
