@@ -128,8 +128,10 @@ def _train(script: Path, uri: str, steps: int, monitor: Path, **env: str) -> sub
 
 
 def _sync_cli(*args: str) -> subprocess.CompletedProcess:
+    # MLflow's own retries back: the server is up, but a loaded machine may answer slowly.
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_HTTP_REQUEST_MAX_RETRIES"}
     return subprocess.run([sys.executable, "-m", "trackbook.cli", "sync", *args], capture_output=True, text=True,
-                          timeout=300)
+                          timeout=600, env={**env, "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"})
 
 
 def _ids(out: str) -> tuple[str, str]:

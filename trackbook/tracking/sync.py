@@ -209,7 +209,7 @@ def _deliver(found: Pending) -> SyncResult:
     result = SyncResult(found.local_id, found.run_id, redact_uri(found.uri), found.meta.get("experiment"), FAILED)
     for problem in found.problems:
         warnings.warn(f"trackbook sync: journal {found.local_id}: {problem}.", RuntimeWarning, stacklevel=3)
-    tracker = _tracker_for(found.uri)
+    tracker = _Retrying(_tracker_for(found.uri))
     todo = found.unacked()
     acked, ids = found.acked, _journal.store_ids()
     try:
@@ -280,6 +280,27 @@ def _deliver(found: Pending) -> SyncResult:
                       f"{result.uri}): {result.operations} writes, {result.points} points delivered, "
                       f"{result.status}{lost}")
     return result
+
+
+class _Retrying:
+    """A tracker whose sends are retried a few times: one slow answer must not end a sync."""
+
+    def __init__(self, tracker: Any, attempts: int = 4) -> None:
+        self.tracker, self.attempts = tracker, attempts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tracker, name)
+
+    def _send(self, op: Op) -> None:
+        for attempt in range(self.attempts):
+            try:
+                return self.tracker._send(op)
+            except _deleted_error():
+                raise
+            except Exception:  # noqa: BLE001 - retried, then raised to the caller
+                if attempt == self.attempts - 1:
+                    raise
+                time.sleep(2.0**attempt)
 
 
 def _send_entry(tracker: Any, entry: Entry, ids: dict[str, str], found: Pending) -> bool:
