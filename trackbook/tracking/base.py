@@ -108,6 +108,7 @@ class Tracker(abc.ABC):
         self._outbox: Outbox | None = None
         self._last_heartbeat = 0.0
         self._end_listeners: list[Any] = []
+        self._old_journals: Any = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({redact_uri(self.uri)!r}, run_id={self.run_id!r})"
@@ -183,10 +184,10 @@ class Tracker(abc.ABC):
             return None
 
     def _deliver_old_journals(self) -> None:
-        """Deliver, in the background, journals that earlier processes left for this store."""
-        from trackbook.tracking import sync
-
-        sync.deliver_in_background(self.uri)
+        """Deliver, in the background, journals that earlier processes left for this store
+        (``make_tracker`` sets the deliverer; a tracker built by ``trackbook sync`` has none)."""
+        if self._old_journals is not None:
+            self._old_journals(self.uri)
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         self._put(OpKind.PARAMS, {str(k): _text(v) for k, v in params.items()})

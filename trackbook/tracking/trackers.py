@@ -28,11 +28,15 @@ def make_tracker(uri: Any = None, *, backend: str | None = None, offline: bool |
         >>> with make_tracker("sqlite:///mlflow.db") as tracker:   # doctest: +SKIP
         ...     tracker.start_run("ppo-cartpole", params={"lr": 3e-4})
     """
+    from trackbook.tracking.sync import deliver_in_background
+
     resolved = resolve_uri(uri, backend=backend)
     if resolved.startswith("aim://"):
         from trackbook.tracking.aim import AimTracker
 
-        return AimTracker(resolved, offline=offline, **kwargs)
+        tracker: Tracker = AimTracker(resolved, offline=offline, **kwargs)
+        tracker._old_journals = deliver_in_background
+        return tracker
     from trackbook.tracking.base import offline_default
     from trackbook.tracking.mlflow import MLflowTracker
 
@@ -40,7 +44,9 @@ def make_tracker(uri: Any = None, *, backend: str | None = None, offline: bool |
     offline_now = offline_default() if offline is None else offline
     if resolved.startswith("sqlite:///") and resolved != "sqlite:///:memory:" and not offline_now:
         Path(resolved[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)  # a writer creates its store
-    return MLflowTracker(resolved, **kwargs)
+    tracker = MLflowTracker(resolved, **kwargs)
+    tracker._old_journals = deliver_in_background  # the next tracker on a store delivers what earlier ones left
+    return tracker
 
 
 def health_check(uri: Any = None, *, backend: str | None = None) -> HealthReport:
