@@ -31,6 +31,8 @@ from trackbook.tracking import _journal
 from trackbook.tracking import sync as tbsync
 
 EPISODE_REWARD, EPISODE_LENGTH = "rollout/episode_reward", "rollout/episode_length"
+#: For the writing processes only: let failures reach trackbook's own retry at once.
+FAST_FAIL = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
 
 TRAINING = textwrap.dedent('''
     import os, signal, sys
@@ -72,8 +74,6 @@ TRAINING = textwrap.dedent('''
 def data_dir(tmp_path: Path, monkeypatch) -> Path:
     folder = tmp_path / "data"
     monkeypatch.setenv("TRACKBOOK_DATA_DIR", str(folder))
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # let failures reach trackbook's own retry
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("TRACKBOOK_OFFLINE", raising=False)
     return folder
@@ -124,14 +124,13 @@ def _assert_episodes_match(store: tb.Store, run_id: str, monitor: pd.DataFrame) 
 
 def _train(script: Path, uri: str, steps: int, monitor: Path, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(script), uri, str(steps), str(monitor)], capture_output=True,
-                          text=True, timeout=300, env={**os.environ, **env})
+                          text=True, timeout=1200, env={**os.environ, **FAST_FAIL, **env})
 
 
 def _sync_cli(*args: str) -> subprocess.CompletedProcess:
-    # MLflow's own retries back: the server is up, but a loaded machine may answer slowly.
-    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_HTTP_REQUEST_MAX_RETRIES"}
+    # MLflow's own retries and timeouts: the server is up, but a loaded machine may answer slowly.
     return subprocess.run([sys.executable, "-m", "trackbook.cli", "sync", *args], capture_output=True, text=True,
-                          timeout=600, env={**env, "MLFLOW_HTTP_REQUEST_TIMEOUT": "60"})
+                          timeout=600)
 
 
 def _ids(out: str) -> tuple[str, str]:
@@ -159,7 +158,9 @@ class _Outage(BaseCallback):
         return True
 
 
-def test_server_killed_and_back_mid_training(tmp_path: Path, data_dir: Path, server: MlflowServer):
+def test_server_killed_and_back_mid_training(tmp_path: Path, data_dir: Path, server: MlflowServer, monkeypatch):
+    for name, value in FAST_FAIL.items():
+        monkeypatch.setenv(name, value)
     import gymnasium as gym
     from stable_baselines3.common.monitor import Monitor
 
@@ -370,7 +371,7 @@ def test_sync_to_a_deleted_run_says_so_and_touches_nothing_else(tmp_path: Path, 
         tracker.end_run(timeout=3)
     '''))
     done = subprocess.run([sys.executable, str(script), server.url, str(server.proc.pid)], capture_output=True,
-                          text=True, timeout=120)
+                          text=True, timeout=600, env={**os.environ, **FAST_FAIL})
     assert done.returncode == 0, done.stderr
     run_id = done.stdout.split()[0]
     server.stop()
