@@ -7,6 +7,7 @@ Example:
 
 from trackbook.plots.compare import comparison_bars
 from trackbook.plots.curves import chain_progress, learning_curves
+from trackbook.plots.seeds import performance_profiles, probability_of_improvement, score_intervals, seed_curves
 from trackbook.plots.studies import optimization_history, parallel_coordinates, param_importance, param_slices
 
 __all__ = [
@@ -17,4 +18,8 @@ __all__ = [
     "parallel_coordinates",
     "param_importance",
     "param_slices",
+    "performance_profiles",
+    "probability_of_improvement",
+    "score_intervals",
+    "seed_curves",
 ]

@@ -21,9 +21,33 @@ from trackbook import layout as L
 from trackbook import plots
 from trackbook import analysis
 from trackbook.analysis.compare import compare
+from trackbook.analysis.seeds import across_seeds
 from trackbook.widgets._base import Panel, figure_widget, show_figure, table_html
 
 _ALL = "(all)"
+#: Grouping choices: each run alone, or runs grouped by configuration (every varying param but seeds).
+_NO_GROUPS = "(each run)"
+_CONFIGURATION = "(configuration)"
+
+
+def _group_options(runs: pd.DataFrame) -> list[str]:
+    """Grouping choices for a runs frame: none, by configuration, or by one param."""
+    params = sorted(c[len(C.PARAMS_PREFIX):] for c in runs.columns if c.startswith(C.PARAMS_PREFIX))
+    return [_NO_GROUPS, _CONFIGURATION, *params]
+
+
+def _by(choice: str) -> str | None:
+    return None if choice == _CONFIGURATION else choice
+
+
+def _group_summary(result: Any, intervals: pd.DataFrame) -> pd.DataFrame:
+    """One row per group and metric: runs, seeds, and each statistic as 'estimate [low, high]'."""
+    text = [f"{e:.4g} [{lo:.4g}, {hi:.4g}]" for e, lo, hi in
+            zip(intervals[C.ESTIMATE], intervals[C.LOW], intervals[C.HIGH], strict=True)]
+    wide = intervals.assign(interval=text).pivot(index=[C.GROUP, C.METRIC], columns=C.STATISTIC, values="interval")
+    wide.columns.name = None
+    groups = result.groups.table.set_index(C.GROUP)[[C.N_RUNS, C.SEEDS]]
+    return groups.join(wide.reset_index(C.METRIC), how="inner").reset_index()
 
 
 def _experiment_of(store: Any, run_id: str | None, experiment: str | None, arg: str, what: str) -> str:
@@ -38,15 +62,22 @@ def _experiment_of(store: Any, run_id: str | None, experiment: str | None, arg: 
 class RunBrowser(Panel):
     """Pick an experiment, filter and sort its runs, select some, plot their metrics.
 
+    An experiment of thousands of runs opens on its first page (``page_size`` runs in the
+    sort order): the table and, when no run is selected, the figure show that page.
+
     Attributes:
-        selected: the selected runs' rows (all shown runs when none is selected).
+        selected: the selected runs' rows (the runs of the current page when none is selected).
         selected_ids: their run ids.
     """
 
-    def __init__(self, store: Any, experiment: str | None = None, *, metrics: Sequence[str] | None = None) -> None:
+    def __init__(self, store: Any, experiment: str | None = None, *, metrics: Sequence[str] | None = None,
+                 page_size: int = 25) -> None:
         super().__init__()
         self.store = store
         self.runs = pd.DataFrame()
+        self.page_size = page_size
+        #: Which page of ``page_size`` runs the table shows (and the figure, when none is selected).
+        self.page = W.BoundedIntText(description="Page", value=1, min=1, max=1, layout=W.Layout(width="160px"))
         self.experiment = W.Dropdown(description="Experiment")
         self.status_filter = W.Dropdown(description="Status", options=[_ALL, *C.STATUSES], value=_ALL)
         self.filter = W.Text(description="Filter", placeholder="e.g. params.learning_rate > 1e-4",
@@ -55,12 +86,16 @@ class RunBrowser(Panel):
         self.descending = W.Checkbox(description="descending", value=True, indent=False)
         self.run_select = W.SelectMultiple(description="Runs", rows=8, layout=W.Layout(width="560px"))
         self.metric_select = W.SelectMultiple(description="Metrics", rows=8, layout=W.Layout(width="320px"))
+        #: Plot each run, or groups of runs over seeds (IQM and 95% bootstrap band per group).
+        self.group_by = W.Dropdown(description="Group", options=[_NO_GROUPS, _CONFIGURATION], value=_NO_GROUPS)
+        self.groups_table = W.HTML()
         self.table = W.HTML()
         self.figure = figure_widget()
         self._wanted_metrics = list(metrics or [])
         self.widget.children = [
             W.HBox([self.experiment, self.status_filter]), W.HBox([self.filter, self.sort, self.descending]),
-            self.status, W.HBox([self.run_select, self.metric_select]), self.table, self.figure,
+            self.status, W.HBox([self.run_select, self.metric_select]), W.HBox([self.group_by, self.page]), self.table,
+            self.groups_table, self.figure,
         ]
         self.guarded(lambda: self._load_experiments(experiment))
         self.experiment.observe(lambda _: self.guarded(self.refresh), "value")
@@ -68,6 +103,8 @@ class RunBrowser(Panel):
             control.observe(self.debounced(self.refresh), "value")
         for control in (self.run_select, self.metric_select):
             control.observe(self.debounced(self.plot), "value")
+        self.group_by.observe(lambda _: self.guarded(self.plot), "value")
+        self.page.observe(lambda _: self.guarded(self._show_page), "value")
         self.guarded(self.refresh)
 
     def _load_experiments(self, experiment: str | None) -> None:
@@ -85,9 +122,15 @@ class RunBrowser(Panel):
         self.experiment.value = experiment
 
     @property
+    def page_runs(self) -> pd.DataFrame:
+        """The runs of the current page, in the sort order."""
+        start = (self.page.value - 1) * self.page_size
+        return self.runs.iloc[start : start + self.page_size]
+
+    @property
     def selected(self) -> pd.DataFrame:
         chosen = list(self.run_select.value)
-        return self.runs[self.runs[C.RUN_ID].isin(chosen)] if chosen else self.runs
+        return self.runs[self.runs[C.RUN_ID].isin(chosen)] if chosen else self.page_runs
 
     @property
     def selected_ids(self) -> list[str]:
@@ -114,14 +157,30 @@ class RunBrowser(Panel):
         chosen = [m for m in (self.metric_select.value or self._wanted_metrics) if m in metrics] or metrics[:2]
         self.metric_select.options = metrics
         self.metric_select.value = chosen
-        shown = [C.NAME, C.STATUS, C.START_TIME, C.DURATION, *[C.METRICS_PREFIX + m for m in chosen]]
-        self.table.value = table_html(self.runs[[c for c in shown if c in self.runs]])
-        if len(self.runs):
+        options = _group_options(self.runs)
+        if list(self.group_by.options) != options:
+            keep = self.group_by.value if self.group_by.value in options else _NO_GROUPS
+            self.group_by.options = options
+            self.group_by.value = keep
+        pages = max(1, -(-len(self.runs) // self.page_size))
+        self.page.max = pages
+        self.page.value = min(self.page.value, pages)
+        if len(self.runs) > self.page_size:
+            self.message(f"{len(self.runs)} runs match; page {self.page.value} of {pages} shown "
+                         f"({self.page_size} a page; select runs to plot others).")
+        elif len(self.runs):
             self.message(f"{len(self.runs)} runs match")
         elif self.filter.value.strip() or status:
             self.message("0 runs match: loosen the filter or the status.")
         else:
             self.message(f"Experiment {self.experiment.value!r} has no runs yet.")
+        self._show_page()
+
+    def _show_page(self) -> None:
+        chosen = list(self.metric_select.value)
+        shown = [C.NAME, C.STATUS, C.START_TIME, C.DURATION, *[C.METRICS_PREFIX + m for m in chosen]]
+        page = self.page_runs
+        self.table.value = table_html(page[[c for c in shown if c in page]], max_rows=self.page_size)
         self.plot()
 
     def plot(self) -> None:
@@ -130,6 +189,13 @@ class RunBrowser(Panel):
         if runs.empty or not metrics:
             show_figure(self.figure, plots.learning_curves(pd.DataFrame(columns=C.HISTORY_COLUMNS), title="No runs"))
             return
+        if self.group_by.value != _NO_GROUPS:
+            result = across_seeds(self.store, runs, metrics, by=_by(self.group_by.value))
+            self.groups_table.value = table_html(result.groups.table.drop(columns=[C.RUN_IDS]))
+            show_figure(self.figure, plots.seed_curves(result.curves(), metrics,
+                                                       title="IQM across seeds, 95% bootstrap band"))
+            return
+        self.groups_table.value = ""
         hist = self.store.history(runs[C.RUN_ID].tolist(), metrics, max_points=1000)
         show_figure(self.figure, plots.learning_curves(hist, metrics, runs=runs, smoothing=0.6))
 
@@ -279,18 +345,33 @@ class ComparePanel(Panel):
         self.metric_select = W.SelectMultiple(description="Metrics", options=logged, rows=6,
                                               value=[m for m in (metrics or logged[:2]) if m in logged])
         self.value_kind = W.ToggleButtons(options=["final", "best"], value="final")
+        #: Compare each run, or groups of runs over seeds (IQM, mean, median with 95% intervals).
+        self.group_by = W.Dropdown(description="Group", options=_group_options(runs), value=_NO_GROUPS)
         self.table = W.HTML()
         self.figure = figure_widget()
         self.comparison = pd.DataFrame()
-        self.widget.children = [W.HBox([self.metric_select, self.value_kind]), self.status, self.figure, self.table]
+        #: With grouping on: score_intervals() of the groups.
+        self.intervals = pd.DataFrame()
+        self.widget.children = [W.HBox([self.metric_select, self.value_kind, self.group_by]), self.status,
+                                self.figure, self.table]
         self.metric_select.observe(self.debounced(self.refresh), "value")
         self.value_kind.observe(lambda _: self.guarded(self.refresh), "value")
+        self.group_by.observe(lambda _: self.guarded(self.refresh), "value")
         self.guarded(self.refresh)
 
     def refresh(self) -> None:
         metrics = list(self.metric_select.value)
         if not metrics:
             self.message("Pick at least one metric.")
+            return
+        if self.group_by.value != _NO_GROUPS:
+            result = across_seeds(self.store, self.run_ids, metrics, by=_by(self.group_by.value))
+            self.intervals = result.intervals()
+            self.table.value = table_html(_group_summary(result, self.intervals), max_rows=100)
+            show_figure(self.figure, plots.score_intervals(self.intervals, title="Final scores across seeds"))
+            self.message(f"{len(self.run_ids)} runs in {len(result.groups)} groups by "
+                         f"{[c.removeprefix(C.PARAMS_PREFIX) for c in result.groups.by] or 'nothing'}; "
+                         "intervals: 95% stratified bootstrap over seeds")
             return
         self.comparison = compare(self.store, self.run_ids, metrics)
         self.table.value = table_html(self.comparison.drop(columns=[C.RUN_ID]).T.reset_index(), max_rows=100)
