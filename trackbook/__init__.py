@@ -14,6 +14,7 @@ from trackbook import columns, layout
 from trackbook._lazy import lazy_exports
 from trackbook.analysis import Chain, Study, chain, chain_tree, compare, study, study_list
 from trackbook.errors import (
+    BrowserNotFound,
     ChainCycle,
     ConfigError,
     ExperimentNotFound,
@@ -50,6 +51,7 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
+    "BrowserNotFound",
     "Chain",
     "ChainCycle",
     "ConfigError",

@@ -70,3 +70,7 @@ class PortInUse(TrackbookError, OSError):
 
 class MetricNameCollision(TrackbookError, ValueError):
     """Two logged metric names map to one Prometheus name."""
+
+
+class BrowserNotFound(TrackbookError, RuntimeError):
+    """A static image (PNG, SVG, PDF) was asked for and no Chromium is there to draw it."""

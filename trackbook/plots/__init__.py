@@ -3,10 +3,12 @@
 Example:
     >>> fig = tb.plots.learning_curves(store.history(runs, "eval/mean_reward"), runs=runs)  # doctest: +SKIP
     >>> fig = tb.plots.chain_progress(chain.history("eval/mean_reward"), chain_runs=chain.runs)  # doctest: +SKIP
+    >>> tb.plots.save_figure(fig, "chain.png")     # PNG/SVG/PDF through Chromium  # doctest: +SKIP
 """
 
 from trackbook.plots.compare import comparison_bars
 from trackbook.plots.curves import chain_progress, learning_curves
+from trackbook.plots.export import save_figure, to_image
 from trackbook.plots.studies import optimization_history, parallel_coordinates, param_importance, param_slices
 
 __all__ = [
@@ -17,4 +19,6 @@ __all__ = [
     "parallel_coordinates",
     "param_importance",
     "param_slices",
+    "save_figure",
+    "to_image",
 ]
