@@ -69,7 +69,7 @@ def main() -> None:
     pd.set_option("display.width", 200)
     pd.set_option("display.max_columns", 12)
     pd.set_option("display.max_colwidth", 28)
-    store = tb.connect("sqlite:///mlflow.db")
+    store = tb.connect("sqlite:///mlflow.db", create=True)  # the demo fills it on its first call
     print(f"Connected: {store}")
     if PLAIN_EXPERIMENT not in set(store.experiments()["name"]):
         print("Writing the fixture runs into it (first call only) ...")

@@ -5,7 +5,8 @@ from __future__ import annotations
 import shutil
 from contextlib import contextmanager
 
-import pytest
+
+from tests.requirements import require
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -15,8 +16,8 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 @contextmanager
 def chromium_page(viewport=(1280, 900)):
     """A page of a fresh headless Chromium; skips when chromium is not installed."""
-    if not shutil.which("chromium"):
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium); scripts/dev setup installs it")
+    require(bool(shutil.which("chromium")), "Debian's chromium",
+            "apt-get install chromium (bash scripts/dev test installs it as root)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

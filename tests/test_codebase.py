@@ -133,3 +133,20 @@ def test_no_import_cycles():
     # A package's __init__ re-exporting its submodules is no cycle, unless one of them imports
     # the package back (import from the submodule that holds the name instead).
     assert import_cycles() == []
+
+
+def test_a_missing_browser_fails_under_ci_and_skips_with_the_install_command_outside(tmp_path: Path):
+    probe = tmp_path / "test_probe.py"
+    probe.write_text("from tests.browser import chromium_page\n\n"
+                     "def test_page():\n    with chromium_page():\n        pass\n")
+    bare_path = str(Path(sys.executable).parent)  # python and pytest, but no chromium on PATH
+    results = {}
+    for ci in ("true", ""):
+        env = {"PATH": bare_path, "CI": ci, "PYTHONPATH": str(ROOT), "HOME": str(tmp_path)}
+        done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", str(probe)],
+                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        results[ci] = (done.returncode, done.stdout)
+    code, out = results["true"]
+    assert code == 1 and "CI=true and Debian's chromium is missing: apt-get install chromium" in out, out
+    code, out = results[""]
+    assert code == 0 and "1 skipped" in out and "apt-get install chromium" in out, out

@@ -22,6 +22,8 @@ from trackbook.errors import (
     InvalidRunId,
     MetricNameCollision,
     PortInUse,
+    ReportFailed,
+    ReportParameterError,
     RunNotFound,
     StoreUnavailable,
     TrackbookError,
@@ -46,7 +48,6 @@ _LAZY = {
     "reports": "trackbook.reports",
     "widgets": "trackbook.widgets",
     "tracking": "trackbook.tracking",
-    "ReportFailed": "trackbook.reports:ReportFailed",
 }
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
@@ -60,6 +61,8 @@ __all__ = [
     "InvalidRunId",
     "MetricNameCollision",
     "PortInUse",
+    "ReportFailed",
+    "ReportParameterError",
     "RunNotFound",
     "Store",
     "StoreUnavailable",

@@ -63,20 +63,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "hpo":
         return _hpo(args)
 
-    from trackbook._uri import resolve_uri
-    from trackbook.reports import report
-
     if not args.kind and not args.template:
         parser.error("name a report kind or give --template")
+    return _report(args)
+
+
+def _report(args: argparse.Namespace) -> int:
+    """Exit status 0 with the written path on stdout; 2 with the error on stderr (nothing printed to stdout)."""
+    from trackbook._uri import resolve_uri
+    from trackbook.reports import report, template_parameters
+
     params = {k: v for k, v in {
         "run_id": args.run_id, "run_ids": args.run_ids, "parent_run_id": args.parent_run_id,
         "experiment": args.experiment, "metrics": args.metrics, "title": args.title,
     }.items() if v is not None}
-    params["store_uri"] = resolve_uri(args.store_uri)
-    params.update(dict(args.parameter))
     try:
-        data, path = report(args.kind, args.output, template=args.template, format=args.format,
-                            show_code=args.show_code, progress=not args.no_progress, **params)
+        # the default store only for templates that take one: a template of your own may not
+        if args.store_uri is not None or "store_uri" in template_parameters(args.kind, template=args.template):
+            params["store_uri"] = resolve_uri(args.store_uri)
+        params.update(dict(args.parameter))
+        _, path = report(args.kind, args.output, template=args.template, format=args.format,
+                         show_code=args.show_code, progress=not args.no_progress, **params)
     except (TrackbookError, ValueError) as exc:
         print(f"trackbook report: {exc}", file=sys.stderr)
         return 2

@@ -6,6 +6,8 @@ was found, and what to do about it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 
 class TrackbookError(Exception):
     """Base class of every error trackbook raises on purpose."""
@@ -70,6 +72,46 @@ class PortInUse(TrackbookError, OSError):
 
 class MetricNameCollision(TrackbookError, ValueError):
     """Two logged metric names map to one Prometheus name."""
+
+
+class ReportParameterError(TrackbookError, ValueError):
+    """A report was given a parameter its template does not declare, or a value that is not plain data."""
+
+
+class ReportFailed(TrackbookError):
+    """A cell of a report's notebook raised; the partial notebook is kept.
+
+    Like papermill's ``PapermillExecutionError``, what went wrong is kept as attributes
+    (secrets in the store URI already scrubbed from ``evalue`` and ``traceback``).
+
+    Attributes:
+        template: the template notebook that was executed.
+        cell_index: papermill's index of the failing cell in the executed notebook (the
+            injected-parameters cell counts; the red banners papermill adds to the kept
+            notebook do not).
+        exec_count: its execution count, the ``[n]`` shown beside it in the kept notebook.
+        source: the failing cell's code.
+        ename: the exception's class name (``RunNotFound``).
+        evalue: the exception's message.
+        traceback: the traceback lines as the kernel reported them (ANSI colours included).
+        notebook: the partial notebook kept beside the output (``<output>.failed.ipynb``),
+            or None when the kernel died before writing one.
+    """
+
+    def __init__(self, template: Path, *, cell_index: int, exec_count: int | None, source: str, ename: str,
+                 evalue: str, traceback: list[str], notebook: Path | None) -> None:
+        self.template = Path(template)
+        self.cell_index = cell_index
+        self.exec_count = exec_count
+        self.source = source
+        self.ename = ename
+        self.evalue = evalue
+        self.traceback = list(traceback)
+        self.notebook = notebook
+        kept = (f"The partial notebook is kept at {notebook}; open it to see the traceback." if notebook
+                else "No partial notebook was written.")
+        super().__init__(f"Report template {self.template.name} failed in cell "
+                         f"{exec_count if exec_count is not None else cell_index}: {ename}: {evalue}. {kept}")
 
 
 class BrowserNotFound(TrackbookError, RuntimeError):

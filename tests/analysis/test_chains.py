@@ -158,3 +158,25 @@ def test_a_10000_deep_chain_resolves_without_recursion(tmp_path: Path):
     assert len(chain) == depth and chain.runs[C.RUN_ID].iloc[0] == first
     tree = tb.chain_tree(store, "deep")
     assert tree["depth"].max() == depth - 1 and (tree["children"].iloc[:-1] == 1).all()
+
+
+def test_links_whose_steps_restart_at_zero_are_shifted_onto_one_axis(scratch_store):
+    store, client, make = scratch_store
+    root = make("root")
+    middle = make("middle", base_model_run_id=root)
+    last = make("last", base_model_run_id=middle)
+    for run_id, previous in ((root, None), (middle, 1000), (last, 2500)):
+        if previous is not None:
+            client.log_metric(run_id, "previous_timesteps", previous, step=0)
+        length = {root: 1000, middle: 1500, last: 500}[run_id]
+        for step in range(100, length + 1, 100):  # each run's own counter starts again at 0
+            client.log_metric(run_id, "reward", float(step), step=step)
+        client.log_metric(run_id, "total_timesteps", (previous or 0) + length, step=length)
+    chain = tb.chain(store, last)
+    assert list(chain.runs["offset"]) == [0, 1000, 2500]
+    hist = chain.history("reward")
+    hist = hist[hist[C.VALUE] >= 100]  # leave out the reward of 1.0 the scratch fixture logs at step 1
+    per_segment = hist.groupby("segment")["global_step"].agg(["min", "max"])
+    assert per_segment.to_dict("index") == {0: {"min": 100, "max": 1000}, 1: {"min": 1100, "max": 2500},
+                                            2: {"min": 2600, "max": 3000}}
+    assert hist["global_step"].is_monotonic_increasing

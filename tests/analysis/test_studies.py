@@ -75,3 +75,64 @@ def test_compare_side_by_side(store_and_ids):
     assert table["rank.train/loss"].iloc[2] == 3  # chain-0 logged no loss: last
     assert table["best.train/loss"].iloc[0] == pytest.approx(
         finite[(finite[C.METRIC] == "train/loss") & (finite[C.RUN_ID] == run_ids[0])][C.VALUE].min())
+
+
+def test_study_list_reads_direction_best_and_every_state(store_and_ids):
+    store, ids = store_and_ids
+    row = tb.study_list(store, "hpo-cartpole").iloc[0]
+    parent = store.run(ids["study"])
+    assert row["direction"] == "maximize"
+    assert row["best_objective"] == pytest.approx(parent["metrics.best_value"])
+    assert row["PRUNED"] == 0
+
+
+def test_study_list_of_a_minimizing_study_with_a_pruned_trial(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'min.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("hpo")
+    parent = client.create_run(exp, run_name="study").info.run_id
+    client.log_param(parent, "direction", "minimize")
+    objectives = {0: 0.9, 1: 0.2, 2: 0.5, 3: None}
+    for number, value in objectives.items():
+        trial = client.create_run(exp, run_name=f"t{number}", tags={"mlflow.parentRunId": parent,
+                                                                   "trial_number": str(number)}).info.run_id
+        client.log_param(trial, "lr", 10.0 ** -number)
+        if value is None:
+            client.set_tag(trial, "trial_state", "PRUNED")
+            client.set_terminated(trial, "KILLED")
+        else:
+            client.log_metric(trial, "objective", value)
+            client.set_terminated(trial, "FINISHED")
+    store = tb.connect(uri)
+    row = tb.study_list(store, "hpo").iloc[0]
+    assert (row["direction"], row["n_trials"], row["COMPLETE"], row["PRUNED"]) == ("minimize", 4, 3, 1)
+    assert row["best_objective"] == pytest.approx(0.2)  # the smallest, not the largest
+    study = tb.study(store, parent)
+    assert study.best["trial_number"] == 1
+    assert study.trials.set_index("trial_number").loc[3, "state"] == "PRUNED"
+
+
+def test_importance_equals_optunas_own_fanova(store_and_ids):
+    import optuna
+
+    store, ids = store_and_ids
+    study = tb.study(store, ids["study"])
+    ours = study.importance(seed=0).set_index("param")["importance"]
+    # the same completed trials, told to Optuna directly, scored by Optuna's own evaluator
+    done = study.completed
+    reference = optuna.create_study(direction=study.direction)
+    lr = optuna.distributions.FloatDistribution(done["params.learning_rate"].min(), done["params.learning_rate"].max(),
+                                                log=True)
+    gamma = optuna.distributions.FloatDistribution(done["params.gamma"].min(), done["params.gamma"].max())
+    for _, trial in done.iterrows():
+        reference.add_trial(optuna.trial.create_trial(
+            params={"learning_rate": float(trial["params.learning_rate"]), "gamma": float(trial["params.gamma"])},
+            distributions={"learning_rate": lr, "gamma": gamma}, value=float(trial["objective"])))
+    theirs = optuna.importance.get_param_importances(
+        reference, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=0), normalize=True)
+    assert set(ours.index) == set(theirs)
+    for name, value in theirs.items():
+        assert ours[name] == pytest.approx(value, abs=1e-9), name  # values per name, not just the order
+    assert ours["gamma"] != pytest.approx(ours["learning_rate"])  # a swap would show

@@ -116,3 +116,21 @@ def test_empty_input_gives_an_empty_titled_figure_and_a_warning(build):
     assert fig.layout.title.text and not fig.data
     assert len(fig.layout.annotations) == 1
     assert any(issubclass(w.category, UserWarning) for w in caught)
+
+
+def test_a_long_chain_draws_every_boundary_and_label_once():
+    import numpy as np
+    import pandas as pd
+
+    links, n = 120, 20
+    ids = [f"{i:032x}" for i in range(links)]
+    hist = pd.DataFrame({C.RUN_ID: pd.Categorical(np.repeat(ids, n)), C.METRIC: pd.Categorical(["reward"] * (links * n)),
+                         C.STEP: np.tile(np.arange(n), links), C.VALUE: np.arange(links * n, dtype=float),
+                         C.TIMESTAMP: pd.Timestamp(0, tz="UTC"), C.GLOBAL_STEP: np.arange(links * n),
+                         C.SEGMENT: np.repeat(np.arange(links), n)})
+    runs = pd.DataFrame({C.RUN_ID: ids, C.NAME: [f"link-{i}" for i in range(links)], C.POSITION: np.arange(links),
+                         C.OFFSET: np.arange(links) * n})
+    fig = tb.plots.chain_progress(hist, chain_runs=runs)
+    assert [s.x0 for s in fig.layout.shapes] == list(range(n, links * n, n))  # one dashed line per enhancement
+    assert sum(a.text.startswith("→ link-") for a in fig.layout.annotations) == links - 1
+    assert len(fig.data) == links and sum(len(t.x) for t in fig.data) == links * n

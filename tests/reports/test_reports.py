@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import html as htmllib
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import nbformat
+import papermill as pm
 import pytest
 
 import trackbook as tb
 from tests.browser import chromium_page
-from trackbook.reports import ReportFailed
+from tests.reports.conftest import LOSS, REWARD
+from trackbook.errors import ReportFailed, ReportParameterError
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +64,7 @@ def test_training_report(tmp_path: Path, uri, ids):
 
 def test_hpo_report(tmp_path: Path, uri, ids):
     data, path = tb.report("hpo", tmp_path / "hpo.html", store_uri=uri, parent_run_id=ids["study"], progress=False)
-    study = tb.connect(uri).study(ids["study"])
+    study = tb.study(tb.connect(uri), ids["study"])
     assert data["best_trial"] == study.best["trial_number"] and data["best_value"] == pytest.approx(
         study.best["objective"])
     assert data["states"] == {"COMPLETE": 6, "FAIL": 1, "RUNNING": 1}
@@ -90,15 +94,26 @@ def test_chain_report_through_the_cli_with_the_seed_flags(tmp_path: Path, uri, i
           texts=["Enhancement chain: chain-0 → chain-1b", "Every link is present, finished, and improved on its base."])
 
 
+def _text(html: str) -> str:
+    """The HTML's text as a reader sees it (highlighted code is split into many spans)."""
+    return htmllib.unescape(re.sub(r"<[^>]+>", "", html))
+
+
 def test_show_code_and_ipynb_format(tmp_path: Path, uri, ids):
-    _, html = tb.report("training", tmp_path / "code.html", store_uri=uri, run_id=ids["plain-1"], show_code=True,
-                        progress=False)
-    assert "hl-ipython3" in html.read_text()
+    code = "store = tb.connect(store_uri)"  # a line of the training template
+    _, hidden = tb.report("training", tmp_path / "hidden.html", store_uri=uri, run_id=ids["plain-1"], progress=False)
+    _, shown = tb.report("training", tmp_path / "code.html", store_uri=uri, run_id=ids["plain-1"], show_code=True,
+                         progress=False)
+    assert code not in _text(hidden.read_text()) and "ppo-lr-1e-3" in _text(hidden.read_text())
+    assert code in _text(shown.read_text())
     _, kept = tb.report("training", tmp_path / "kept.ipynb", store_uri=uri, run_id=ids["plain-1"], format="ipynb",
                         progress=False)
     nb = nbformat.read(kept, as_version=4)
-    assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells)
-    assert all(c.get("outputs") is not None for c in nb.cells if c.cell_type == "code")
+    injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and ids["plain-1"] in injected[0].source
+    code_cells = [c for c in nb.cells if c.cell_type == "code"]
+    assert [c.execution_count for c in code_cells] == list(range(1, len(code_cells) + 1))  # every cell ran
+    assert any(o.get("output_type") == "display_data" for c in code_cells for o in c.outputs)
 
 
 def test_html_in_run_names_is_text_not_markup(tmp_path: Path, uri, ids, mlflow_store):
@@ -127,11 +142,94 @@ def test_parameters_must_be_plain_data(tmp_path: Path, uri, ids):
 
 
 def test_a_failing_cell_names_template_cell_and_error_and_keeps_the_notebook(tmp_path: Path, uri):
+    missing = "0" * 32
     with pytest.raises(ReportFailed) as info:
-        tb.report("training", tmp_path / "missing.html", store_uri=uri, run_id="0" * 32, progress=False)
+        tb.report("training", tmp_path / "missing.html", store_uri=uri, run_id=missing, progress=False)
+    error = info.value
+    assert tb.ReportFailed is ReportFailed and isinstance(error, tb.TrackbookError)
+    message = str(error)
+    assert "training.ipynb" in message and "RunNotFound" in message and f"cell {error.exec_count}" in message
+    assert error.template.name == "training.ipynb" and error.ename == "RunNotFound" and missing in error.evalue
+    assert any("RunNotFound" in line for line in error.traceback) and "store.run(run_id)" in error.source
+    assert error.notebook.is_file() and error.notebook.name == "missing.failed.ipynb"
+    assert not (tmp_path / "missing.html").exists()
+    # the attributes point at the cell that holds the error in the kept notebook (papermill's index: its
+    # red banners, added to the kept copy, not counted)
+    nb = nbformat.read(error.notebook, as_version=4)
+    cells = [c for c in nb.cells if "papermill-error-cell-tag" not in c.metadata.get("tags", [])]
+    failed = [i for i, c in enumerate(cells) if any(o.get("output_type") == "error" for o in c.get("outputs", []))]
+    assert failed == [error.cell_index]
+    assert cells[error.cell_index].execution_count == error.exec_count
+    assert cells[error.cell_index].outputs[-1]["ename"] == error.ename
+
+
+def test_an_unknown_parameter_name_is_refused_before_a_kernel_starts(tmp_path: Path, uri, ids):
+    declared = list(pm.inspect_notebook(str(tb.reports.TEMPLATES / "training.ipynb")))
+    with pytest.raises(ReportParameterError) as info:
+        tb.report("training", tmp_path / "typo.html", stor_uri=uri, run_id=ids["plain-0"], progress=False)
     message = str(info.value)
-    assert "training.ipynb" in message and "RunNotFound" in message and "cell" in message
-    assert info.value.notebook.is_file() and info.value.notebook.name == "missing.failed.ipynb"
+    assert "'stor_uri'" in message and "did you mean 'store_uri'" in message
+    assert f"its parameters are {', '.join(declared)}" in message and "run_id" in declared
+    assert isinstance(info.value, ValueError) and list(tmp_path.iterdir()) == []
+    # a kernel would have run the first cell, which leaves a mark
+    mark = tmp_path / "kernel-ran"
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell('run_id = ""')
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_code_cell(f"open({str(mark)!r}, 'w').close()"), params]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp_path / "marks.ipynb")
+    with pytest.raises(ReportParameterError, match=r"no parameter 'runid' \(did you mean 'run_id'\?\); its "
+                                                   r"parameters are run_id\."):
+        tb.report(template=tmp_path / "marks.ipynb", output=tmp_path / "m.html", runid="x", progress=False)
+    assert not mark.exists()
+    assert tb.reports.template_parameters(template=tmp_path / "marks.ipynb") == {"run_id": '""'}
+
+
+def test_the_cli_exits_non_zero_after_an_error(tmp_path: Path, uri):
+    out = tmp_path / "fails.html"
+    done = subprocess.run([sys.executable, "-m", "trackbook.cli", "report", "training", "--store", uri, "--run-id",
+                           "0" * 32, "-o", str(out), "--no-progress"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, (done.returncode, done.stderr)
+    assert done.stdout == "" and "trackbook report: Report template training.ipynb failed" in done.stderr
+    assert "RunNotFound" in done.stderr and not out.exists() and (tmp_path / "fails.failed.ipynb").is_file()
+    done = subprocess.run([sys.executable, "-m", "trackbook.cli", "report", "chain", "--store", uri, "-p",
+                           "metric=train/loss", "-o", str(out), "--no-progress"], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 2 and "no parameter 'metric' (did you mean 'metrics'?)" in done.stderr, done.stderr
+
+
+def test_chain_report_judges_links_by_the_metrics_goal(tmp_path: Path, small_store):
+    client, ids = small_store["client"], small_store["ids"]
+    data, path = tb.report("chain", tmp_path / "goal.html", store_uri=small_store["uri"], run_id=ids["next"],
+                           metrics=[LOSS, REWARD], progress=False)
+
+    def last(run: str, metric: str) -> float:  # MLflow's own answer: the last point by step
+        return max(client.get_metric_history(ids[run], metric), key=lambda m: m.step).value
+
+    assert last("next", LOSS) < last("base", LOSS) and last("next", REWARD) < last("base", REWARD)
+    assert data["changes"] == {f"1:{LOSS}": "better", f"1:{REWARD}": "worse"}
+    assert data["deltas"][f"1:{LOSS}"] == pytest.approx(last("next", LOSS) - last("base", LOSS))
+    assert data["problems"] == [f"link 1 (next) made {REWARD} worse: {last('base', REWARD):.4g} → "
+                                f"{last('next', REWARD):.4g}"]
+    _open(path, tmp_path / "goal.png", figures=1, tables=3,
+          texts=[f"made {REWARD} worse", "better", "Enhancement chain: base → next"])
+    assert f"made {LOSS} worse" not in path.read_text()
+    # the caller's goal wins over the name
+    data, _ = tb.report("chain", tmp_path / "goal2.html", store_uri=small_store["uri"], run_id=ids["next"],
+                        metrics=[LOSS], goals={LOSS: "max"}, progress=False)
+    assert data["changes"] == {f"1:{LOSS}": "worse"}
+
+
+def test_training_report_of_a_run_still_going(tmp_path: Path, small_store):
+    run_id = small_store["ids"]["still-going"]
+    assert small_store["client"].get_run(run_id).info.status == "RUNNING"
+    data, path = tb.report("training", tmp_path / "running.html", store_uri=small_store["uri"], run_id=run_id,
+                           progress=False)
+    assert data["status"] == "RUNNING"
+    assert data["problems"] == ["The run is still running: what is shown is what it had logged so far"]
+    assert "ended RUNNING" not in path.read_text()
+    _open(path, tmp_path / "running.png", figures=1, tables=4, texts=["The run is still running"])
 
 
 def test_credentials_never_reach_the_html_or_the_notebook(tmp_path: Path, http_store, ids, monkeypatch):

@@ -13,11 +13,30 @@ from trackbook.store import resolve_uri
 
 def test_default_is_sqlite_in_the_working_folder(tmp_path: Path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for var in ("MLFLOW_TRACKING_URI", "ML_TRACKING_BACKEND", "AIM_REPO_PATH", "ML_STORAGE_PATH"):
+        monkeypatch.delenv(var, raising=False)
     assert resolve_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
-    store = tb.connect()
+    store = tb.connect(create=True)
     assert repr(store) == f"MLflowStore('sqlite:///{tmp_path / 'mlflow.db'}')"
     assert store.runs().empty
+
+
+def test_readers_never_create_or_change_a_database(tmp_path: Path):
+    import sqlite3
+
+    with pytest.raises(tb.StoreUnavailable, match="does not exist. Readers never create a store"):
+        tb.connect(f"sqlite:///{tmp_path / 'typo' / 'mlflow.db'}")
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its folder
+    app = tmp_path / "app.db"
+    with sqlite3.connect(app) as db:
+        db.execute("CREATE TABLE orders (id INTEGER PRIMARY KEY, total REAL)")
+    before = app.read_bytes()
+    with pytest.raises(tb.StoreUnavailable, match="not an MLflow store .its tables: orders"):
+        tb.connect(f"sqlite:///{app}")
+    assert app.read_bytes() == before  # MLflow's tables were not added
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(tb.StoreUnavailable, match="not a sqlite database"):
+        tb.connect(f"sqlite:///{tmp_path / 'notes.txt'}")
 
 
 def test_environment_variable_wins_over_the_default(tmp_path: Path, monkeypatch, fixture_dir: Path):
@@ -58,5 +77,5 @@ def test_unopenable_database_hides_credentials():
 
 def test_sqlite_path_that_is_not_a_database(tmp_path: Path):
     (tmp_path / "notes.db").write_text("not a database")
-    with pytest.raises(tb.StoreUnavailable, match="Could not open the MLflow store .*notes.db"):
+    with pytest.raises(tb.StoreUnavailable, match="notes.db is not a sqlite database"):
         tb.connect(f"sqlite:///{tmp_path / 'notes.db'}")

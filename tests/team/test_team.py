@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import optuna
 import pytest
 
+from tests.requirements import require
+
 import trackbook as tb
 from trackbook import columns as C
 from trackbook.servers import free_port
@@ -66,6 +68,11 @@ def team(tmp_path_factory):
     Yields ``({"mlflow": sql_uri, "optuna": storage_uri}, server_url)`` as the command
     prints them; Ctrl+C (SIGINT) must then stop both and exit 0.
     """
+    import glob
+    import shutil
+
+    require(bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+            "PostgreSQL's server binaries (initdb, pg_ctl, postgres)", "apt-get install postgresql")
     work = tmp_path_factory.mktemp("team")
     proc = subprocess.Popen([str(Path(sys.executable).with_name("trackbook")), "serve", "--folder", str(work),
                              "--port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -152,14 +159,14 @@ def test_three_optuna_workers_share_one_study_on_postgresql(team, tmp_path: Path
     for proc in procs:
         output, _ = proc.communicate(timeout=300)
         assert proc.returncode == 0, output[-3000:]
-    study = tb.connect(url).study(created.parent_run_id)
+    study = tb.study(tb.connect(url), created.parent_run_id)
     optuna_study = optuna.load_study(study_name="team", storage=storage)
     assert len(study.trials) == len(optuna_study.trials) == 12
     assert sorted(study.trials["trial_number"]) == list(range(12))
     assert (study.trials["state"] == "COMPLETE").all()
     assert study.best["objective"] == pytest.approx(optuna_study.best_value)
     assert study.best["trial_number"] == optuna_study.best_trial.number
-    listed = tb.connect(url).studies("team-study")
+    listed = tb.study_list(tb.connect(url), "team-study")
     assert listed.set_index(C.RUN_ID).loc[created.parent_run_id, "n_trials"] == 12
 
 

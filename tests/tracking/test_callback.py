@@ -18,7 +18,7 @@ from trackbook.tracking import TrackingCallback, continue_training, load_config
 
 
 def test_ppo_into_sqlite_reads_back_whole(tmp_path: Path, cartpole):
-    store = tb.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = tb.connect(f"sqlite:///{tmp_path / 'mlflow.db'}", create=True)
     cfg = load_config({"experiment": {"name": "ppo-cartpole"}, "model": {"params": {"n_steps": 256}}},
                       ["training.total_timesteps=2048"])
     model = PPO("MlpPolicy", cartpole(), n_steps=256, batch_size=64, seed=0)
@@ -80,7 +80,7 @@ def test_a2c_into_aim_reads_back_in_another_process(tmp_path: Path, cartpole):
 
 
 def test_three_link_chain_is_one_continuous_axis(tmp_path: Path, cartpole):
-    store = tb.connect(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    store = tb.connect(f"sqlite:///{tmp_path / 'mlflow.db'}", create=True)
     model = PPO("MlpPolicy", cartpole(), n_steps=256, batch_size=64, seed=0)
     first = TrackingCallback(store, experiment="chain")
     model.learn(1024, callback=first)

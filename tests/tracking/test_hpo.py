@@ -66,7 +66,7 @@ def test_nan_objective_is_a_failed_trial(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     result = tb.hpo.optimize(lambda t: math.nan if t.number == 0 else t.params["x"] ** 2, {"x": {"low": -1.0, "high": 1.0}},
                              n_trials=3, store=uri, experiment="nan", direction="minimize", seed=1)
-    study = tb.connect(uri).study(result.parent_run_id)
+    study = tb.study(tb.connect(uri), result.parent_run_id)
     assert study.trials["state"].tolist() == ["FAIL", "COMPLETE", "COMPLETE"]
     assert study.direction == "minimize"
     assert study.best["objective"] == pytest.approx(min(study.trials["objective"].dropna()))
@@ -89,7 +89,7 @@ def test_parallel_workers_share_one_study_through_optuna_storage(tmp_path: Path,
     workers = [subprocess.Popen([sys.executable, "-c", textwrap.dedent(_WORKER), uri, storage]) for _ in range(2)]
     assert all(w.wait(timeout=180) == 0 for w in workers)
     # the trials were written and closed by the worker processes: Aim must see them through its index
-    study = tb.connect(uri).study(created.parent_run_id)
+    study = tb.study(tb.connect(uri), created.parent_run_id)
     assert len(study.trials) == 6 and (study.trials["state"] == "COMPLETE").all()
     assert sorted(study.trials["trial_number"]) == list(range(6))
     optuna_study = optuna.load_study(study_name="shared", storage=storage)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import urllib.request
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -147,7 +148,7 @@ def test_run_labelled_series_are_capped():
 
 
 def test_the_grafana_dashboard_queries_exported_metrics():
-    dashboard = json.loads((ROOT / "dashboards" / "grafana_rl_training.json").read_text())
+    dashboard = json.loads((resources.files("trackbook") / "dashboards" / "grafana_rl_training.json").read_text())
     exported = {f.name for f in prom.RLTrainingMetrics().registry.collect()}
     families = exported | {n + "_total" for n in exported}  # counters are exposed with _total
     panels = [p for p in dashboard["panels"] if p.get("type") != "row"]

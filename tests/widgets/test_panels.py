@@ -52,7 +52,7 @@ def test_an_empty_store_says_so(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'empty.db'}"
     MlflowClient(uri).search_experiments()
     panel = RunBrowser(tb.connect(uri))
-    assert "0 runs match" in panel.status.value or "no experiments" in panel.status.value
+    assert "has no runs yet" in panel.status.value  # no filter was set: nothing to loosen
 
 
 def test_chain_explorer(store_and_ids):

@@ -42,21 +42,25 @@ def learning_curves(
     fig = make_subplots(rows=len(metrics), cols=1, shared_xaxes=True, vertical_spacing=0.08 / max(1, len(metrics) - 1)
                         if len(metrics) > 1 else 0.0, subplot_titles=[label(m) for m in metrics])
     shown: set[str] = set()
+    traces, rows = [], []  # added in one call: add_trace one by one costs the square of their number
     for row, metric in enumerate(metrics, start=1):
         for rid, series in data[data[C.METRIC] == metric].groupby(C.RUN_ID, observed=True, sort=False):
             series = series.sort_values(x)
             values = series[C.VALUE].to_numpy(dtype=float)
             name = label(names.get(str(rid), str(rid)[:8]))
-            common = {"x": series[x], "legendgroup": str(rid), "line": {"color": colour.get(str(rid))}}
+            common = {"x": series[x].to_numpy(), "legendgroup": str(rid), "line": {"color": colour.get(str(rid))}}
             if smoothing:
-                fig.add_trace(go.Scatter(y=values, mode="lines", opacity=0.25, showlegend=False, hoverinfo="skip",
-                                         name=name, **common), row=row, col=1)
+                traces.append(go.Scatter(y=values, mode="lines", opacity=0.25, showlegend=False, hoverinfo="skip",
+                                         name=name, **common))
+                rows.append(row)
                 values = ema(values, smoothing)
-            fig.add_trace(go.Scatter(y=values, mode="lines", name=name, showlegend=str(rid) not in shown,
+            traces.append(go.Scatter(y=values, mode="lines", name=name, showlegend=str(rid) not in shown,
                                      hovertemplate=f"{name}<br>{label(x)}=%{{x}}<br>{label(metric)}=%{{y:.4g}}"
-                                                   "<extra></extra>", **common), row=row, col=1)
+                                                   "<extra></extra>", **common))
+            rows.append(row)
             shown.add(str(rid))
         fig.update_yaxes(title_text=label(metric), row=row, col=1)
+    fig.add_traces(traces, rows=rows, cols=[1] * len(rows))
     fig.update_xaxes(title_text=label(x), row=len(metrics), col=1)
     fig.update_layout(title=label(title), template=TEMPLATE, height=max(350, 260 * len(metrics)),
                       legend_title_text="run", hovermode="closest")
@@ -88,19 +92,23 @@ def chain_progress(
     fig = learning_curves(chain_history, metrics, runs=chain_runs, smoothing=smoothing, x=C.GLOBAL_STEP,
                           max_points=max_points, title=title)
     fig.update_layout(legend_title_text="segment")
+    # Link boundaries as one list of shapes (and of labels): add_vline per link re-validates
+    # every shape drawn so far, the square of the chain's length.
     if chain_runs is not None and not chain_runs.empty:
-        for _, run in chain_runs.iterrows():
-            if run[C.POSITION] == 0:
-                continue
-            fig.add_vline(x=int(run[C.OFFSET]), line_dash="dash", line_color="grey", opacity=0.7)
-            fig.add_annotation(x=int(run[C.OFFSET]), y=1.0, yref="paper", yshift=22, text=label(f"→ {run[C.NAME]}"),
-                               showarrow=False, xanchor="left", yanchor="bottom", font={"size": 10, "color": "grey"})
-        fig.update_layout(margin={"t": 120})  # the segment names sit above the panel titles
+        links = chain_runs[chain_runs[C.POSITION] > 0]
+        starts = [int(v) for v in links[C.OFFSET]]
+        labels = [dict(x=start, y=1.0, xref="x", yref="paper", yshift=22, text=label(f"→ {name}"), showarrow=False,
+                       xanchor="left", yanchor="bottom", font={"size": 10, "color": "grey"})
+                  for start, name in zip(starts, links[C.NAME], strict=True)]
+        fig.update_layout(annotations=[*fig.layout.annotations, *labels],
+                          margin={"t": 120})  # the segment names sit above the panel titles
     else:
-        starts = chain_history.groupby(C.SEGMENT)[C.GLOBAL_STEP].min()
-        for segment, start in starts.items():
-            if segment:
-                fig.add_vline(x=int(start), line_dash="dash", line_color="grey", opacity=0.7)
+        first = chain_history.groupby(C.SEGMENT)[C.GLOBAL_STEP].min()
+        starts = [int(start) for segment, start in first.items() if segment]
+    # xaxes are matched across panels, so one shape on x spans them all
+    fig.update_layout(shapes=[*fig.layout.shapes, *(
+        dict(type="line", x0=start, x1=start, xref="x", y0=0, y1=1, yref="paper",
+             line={"dash": "dash", "color": "grey"}, opacity=0.7) for start in starts)])
     return fig
 
 

@@ -19,7 +19,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import pandas as pd
+
+from trackbook import columns as C
 
 #: Mime type of the key data a report records; the runner collects it, HTML ignores it.
 DATA_MIME = "application/vnd.trackbook.report-data+json"
@@ -108,6 +111,33 @@ def record(**data: Any) -> None:
     from IPython.display import display
 
     display({DATA_MIME: _finite(json.loads(json.dumps(data, default=_plain)))}, raw=True)
+
+
+def last_finite(hist: pd.DataFrame, metric: str) -> float:
+    """The value a report shows for a metric: its last finite point by step, NaN if it never logged one.
+
+    Example:
+        >>> rd.last_finite(store.history(run_id), "eval/mean_reward")   # doctest: +SKIP
+        412.0
+    """
+    points = hist[(hist[C.METRIC] == metric) & np.isfinite(hist[C.VALUE])].sort_values(C.STEP, kind="stable")
+    return float(points[C.VALUE].iloc[-1]) if len(points) else float("nan")
+
+
+def status_problem(name: str, status: str, *, stale: bool = False) -> str | None:
+    """What a report says about a run that is not FINISHED, or None for a finished run.
+
+    A RUNNING run has not ended: it is still going, or (``stale``) its process died
+    without saying so.
+    """
+    if status == C.FINISHED:
+        return None
+    if status == C.RUNNING:
+        if stale:
+            return (f"{name} is still marked RUNNING but has sent no heartbeat or metric for a while (stale): "
+                    f"its process was probably killed hard")
+        return f"{name} is still running: what is shown is what it had logged so far"
+    return f"{name} ended {status}"
 
 
 def _finite(value: Any) -> Any:

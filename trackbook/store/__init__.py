@@ -12,7 +12,7 @@ from trackbook.store.base import RunRecord, Store
 _log = logging.getLogger("trackbook")
 
 
-def connect(uri: Any = None) -> Store:
+def connect(uri: Any = None, *, create: bool = False) -> Store:
     """Open a store for reading.
 
     Example:
@@ -25,13 +25,16 @@ def connect(uri: Any = None) -> Store:
             ``http://host:port``), an Aim repository (``aim:///path``), or a path to
             either. If None, the environment, then the embedded default, decide
             (see :func:`trackbook._uri.resolve_uri`: the same rule writers follow).
+        create: start an empty sqlite store when the file does not exist. Off by
+            default: reading never writes, so a mistyped path is an error, not a new file.
 
     Returns:
         A :class:`Store`; its repr names what it connected to.
 
     Raises:
         UnsupportedStoreURI: the URI names a kind of store trackbook cannot read.
-        StoreUnavailable: the store could not be reached or opened.
+        StoreUnavailable: the store could not be reached or opened, or a sqlite file is
+            missing or holds no MLflow store.
     """
     resolved = resolve_uri(uri)
     if resolved.startswith("aim://"):
@@ -41,7 +44,7 @@ def connect(uri: Any = None) -> Store:
     else:
         from trackbook.store.mlflow import MLflowStore
 
-        store = MLflowStore(resolved)
+        store = MLflowStore(resolved, create=create)
     _log.info("trackbook connected to %r", store)
     return store
 

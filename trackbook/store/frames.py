@@ -7,6 +7,7 @@ have the same columns and dtypes (:mod:`trackbook.columns`) whichever backend an
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -227,13 +228,23 @@ def to_utc(values: pd.Series) -> pd.Series:
     return pd.to_datetime(ms, unit="ms", utc=True).astype("datetime64[ns, UTC]")
 
 
+#: Param texts that mean "no value" in a numeric column (MLflow logs Python's None as "None").
+_MISSING_TEXTS = frozenset({"", "None", "none", "null", "nan", "NaN"})
+#: A zero-padded number ("007") is a code, not a quantity: its column stays text.
+_ZERO_PADDED = re.compile(r"[+-]?0\d")
+
+
 def _numeric_if_possible(values: pd.Series) -> pd.Series:
-    present = values.dropna()
-    try:
-        pd.to_numeric(present)
-    except (ValueError, TypeError):
-        return values.astype(object).where(values.notna(), None)
-    return pd.to_numeric(values)
+    """A params column as numbers when every value that is there reads as one, else as text."""
+    text = values.astype(object).where(values.notna(), None)
+    present = text.dropna().astype(str).str.strip()
+    present = present[~present.isin(_MISSING_TEXTS)]
+    if present.empty or present.str.match(_ZERO_PADDED).any():
+        return text
+    numbers = pd.to_numeric(present, errors="coerce")
+    if numbers.isna().any():
+        return text
+    return pd.to_numeric(text.where(~text.astype(str).str.strip().isin(_MISSING_TEXTS)), errors="coerce")
 
 
 def check_statuses(status: str | Sequence[str]) -> list[str]:

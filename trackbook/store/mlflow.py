@@ -33,10 +33,13 @@ class MLflowStore(Store):
     kind = "mlflow"
     run_id_pattern = re.compile(r"[0-9a-f]{32}")
 
-    def __init__(self, uri: str, *, timeout: float = 10.0, cache_dir: str | Path | None = None) -> None:
+    def __init__(self, uri: str, *, timeout: float = 10.0, cache_dir: str | Path | None = None,
+                 create: bool = False) -> None:
         super().__init__(uri, cache_dir=cache_dir)
         from mlflow.tracking import MlflowClient
 
+        if uri.startswith("sqlite:///") and not create:
+            _check_sqlite_store(uri)
         if uri.startswith(("http://", "https://")):
             _probe_server(uri, timeout)
         elif not uri.startswith(("sqlite:", "file:", "databricks")):
@@ -181,6 +184,40 @@ def _record(run: Any, experiment_names: dict[str, str]) -> RunRecord:
         )
         or None,
     )
+
+
+#: Tables every MLflow SQL store has; a file without them is some other application's database.
+_MLFLOW_TABLES = {"experiments", "runs", "metrics", "params", "tags"}
+
+
+def _check_sqlite_store(uri: str) -> None:
+    """Refuse, without writing anything, a sqlite file that is missing or not an MLflow store.
+
+    MLflow's client would create the file (and its folder) or add its tables to any
+    database it is pointed at; a reader must never do either.
+    """
+    import sqlite3
+
+    path = Path(uri[len("sqlite:///") :].split("?", 1)[0])
+    if str(path) == ":memory:":
+        return
+    if not path.is_file():
+        raise StoreUnavailable(
+            f"No MLflow store at {path}: the file does not exist. Readers never create a store: check the "
+            f"path, train first (a tracker or TrackingCallback creates it), or pass create=True to "
+            f"tb.connect to start an empty one."
+        )
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.DatabaseError as exc:
+        raise StoreUnavailable(f"{path} is not a sqlite database ({exc}); pass the path of an MLflow store.") from None
+    if not _MLFLOW_TABLES <= tables:
+        shown = ", ".join(sorted(tables)[:8]) or "none"
+        raise StoreUnavailable(
+            f"{path} is a sqlite database but not an MLflow store (its tables: {shown}); trackbook reads "
+            f"it only if it holds MLflow's tables. Pass the path of an MLflow store."
+        )
 
 
 def _probe_server(uri: str, timeout: float) -> None:

@@ -71,12 +71,18 @@ class RunBrowser(Panel):
         self.guarded(self.refresh)
 
     def _load_experiments(self, experiment: str | None) -> None:
-        names = self.store.experiments()[C.NAME].tolist()
+        experiments = self.store.experiments()
+        active = experiments[experiments[C.LIFECYCLE_STAGE] == "active"]
+        names = active[C.NAME].tolist()
         if not names:
             self.message("The store has no experiments yet: log a run first.")
             return
         self.experiment.options = names
-        self.experiment.value = experiment if experiment in names else names[-1]
+        if experiment not in names:  # the experiment with the newest run, else the newest experiment
+            newest = self.store.runs().head(1)
+            experiment = newest[C.EXPERIMENT].iloc[0] if len(newest) else \
+                active.sort_values(C.CREATION_TIME)[C.NAME].iloc[-1]
+        self.experiment.value = experiment
 
     @property
     def selected(self) -> pd.DataFrame:
@@ -110,7 +116,12 @@ class RunBrowser(Panel):
         self.metric_select.value = chosen
         shown = [C.NAME, C.STATUS, C.START_TIME, C.DURATION, *[C.METRICS_PREFIX + m for m in chosen]]
         self.table.value = table_html(self.runs[[c for c in shown if c in self.runs]])
-        self.message(f"{len(self.runs)} runs match" + ("" if len(self.runs) else ": loosen the filter."))
+        if len(self.runs):
+            self.message(f"{len(self.runs)} runs match")
+        elif self.filter.value.strip() or status:
+            self.message("0 runs match: loosen the filter or the status.")
+        else:
+            self.message(f"Experiment {self.experiment.value!r} has no runs yet.")
         self.plot()
 
     def plot(self) -> None:
