@@ -182,6 +182,8 @@ class ExperimentRun:
     experiment_name: str
     config: dict[str, Any]
     tracker: Any = field(repr=False, default=None)
+    #: the highest step logged, where final metrics go (so they read as the last values)
+    last_step: int = 0
 
     @property
     def info(self) -> SimpleNamespace:
@@ -271,9 +273,11 @@ class MLTracker(_Awaitable):
             values, at = metrics.to_dict(), metrics.step if step is None else step
         else:
             values, at = dict(metrics), step or 0
+        run.last_step = max(run.last_step, int(at))
         run.tracker.log_metrics(values, int(at))
 
     async def log_metric(self, run: ExperimentRun, name: str, value: float, step: int = 0) -> None:
+        run.last_step = max(run.last_step, int(step))
         run.tracker.log_metrics({name: value}, int(step))
 
     async def log_params(self, run: ExperimentRun, params: Mapping[str, Any]) -> None:
@@ -287,7 +291,7 @@ class MLTracker(_Awaitable):
 
     async def finish_run(self, run: ExperimentRun, status: ExperimentStatus | str = ExperimentStatus.COMPLETED,
                          final_metrics: Mapping[str, float] | None = None) -> None:
-        run.tracker.end_run(ExperimentStatus.of(status).value, final_metrics=final_metrics)
+        run.tracker.end_run(ExperimentStatus.of(status).value, final_metrics=final_metrics, step=run.last_step)
 
 
 def get_ml_tracker(tracking_uri: str | None = None) -> MLTracker:

@@ -163,6 +163,15 @@ def test_the_grafana_dashboard_queries_exported_metrics():
             for name in names:
                 base = re.sub(r"_(bucket|sum|count)$", "", name)
                 assert base in families or name in families, f"{panel['title']}: {name} is not exported"
+    # the trading gauges and the data load time each have a panel
+    queried = {re.sub(r"_(bucket|sum|count)$", "", n) for p in panels for t in p["targets"]
+               for n in re.findall(r"rl_training_[a-z_]+", t["expr"])}
+    for family in ("sharpe_ratio", "max_drawdown", "win_rate", "total_return", "data_load_time_seconds"):
+        assert prom.PREFIX + family in queried, family
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    grid = [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in panels]
+    assert len(grid) == len(set(grid))  # no panel drawn over another
 
 
 class _TradingMetrics(BaseCallback):
