@@ -371,8 +371,8 @@ def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
         from omegaconf import OmegaConf
 
         return config_to_params(OmegaConf.create(dict(config))) if config else {}
-    except ImportError:  # omegaconf is in the train extra
-        return {str(k): v for k, v in config.items()}
+    except Exception:  # noqa: BLE001 - no omegaconf (train extra), or values it cannot hold: log them as text
+        return {str(k): v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in config.items()}
 
 
 # ------------------------------------------------- MLflowMetricConnector

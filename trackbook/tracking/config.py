@@ -25,7 +25,7 @@ the run. An unknown key that looks like a misspelling of a known one
     hpo:                   # a study: Optuna's search space per parameter
       n_trials: 20         # or num_trials
       direction: maximize
-      metric: eval/mean_reward
+      metric: eval/mean_reward   # what the objective measures (default: objective)
       sampler: TPESampler
       objective: mypkg.train:objective   # what `trackbook hpo CONFIG.yaml` runs
       param_space: {learning_rate: [0.0001, 0.001, 0.01]}
@@ -86,7 +86,8 @@ class TrainingSection:
 class HPOSection:
     n_trials: int = 10
     direction: str = "maximize"
-    metric: str = "eval/mean_reward"
+    #: what the objective measures (recorded on the parent run); null: "objective"
+    metric: str | None = None
     sampler: str = "TPESampler"
     seed: int | None = None
     #: ``module:function`` run by ``trackbook hpo CONFIG.yaml``: ``function(trial) -> float``.
@@ -286,7 +287,7 @@ def _check_spelling(loaded, origin: str) -> None:
                 if hint is not None and hasattr(node[key], "keys"):
                     walk(node[key], hint, f"{full}.")
                 continue
-            close = difflib.get_close_matches(key, known, n=1, cutoff=0.8)
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
             if close:
                 raise ConfigError(
                     f"Unknown config key {full!r} in {origin}: did you mean {prefix}{close[0]}? "
