@@ -3,7 +3,8 @@
 Run through ``bash scripts/dev demo``. It writes the fixture runs into the store (first
 call only), trains a PPO agent on CartPole-v1 with ``TrackingCallback``, continues it
 twice as an enhancement chain, runs a small Optuna study over PPO's learning rate and
-gamma, writes the four HTML reports into ``reports/``, and asks trackbook the questions a user would ask in a notebook: a runs table,
+gamma, trains a seed sweep (2 learning rates x 3 seeds) and prints its IQM table with
+bootstrap intervals, writes the four HTML reports into ``reports/``, and asks trackbook the questions a user would ask in a notebook: a runs table,
 the chain on one continuous step axis with its before/after per link, the study's
 trials, best trial and parameter importance.
 """
@@ -24,6 +25,7 @@ from data_fixtures.build import PLAIN_EXPERIMENT, write_mlflow  # noqa: E402
 
 DEMO_EXPERIMENT = "demo-ppo-cartpole"
 STUDY_EXPERIMENT = "demo-ppo-hpo"
+SWEEP_EXPERIMENT = "demo-ppo-seeds"
 
 
 def env():
@@ -62,6 +64,42 @@ def run_study(store: tb.Store) -> str:
     space = {"learning_rate": {"low": 1e-4, "high": 3e-3, "log": True}, "gamma": [0.95, 0.98, 0.99]}
     result = tb.hpo.optimize(objective, space, n_trials=6, store=store, experiment=STUDY_EXPERIMENT, seed=0)
     return result.parent_run_id
+
+
+def run_sweep(store: tb.Store) -> list[str]:
+    """2 learning rates x 3 seeds of a short PPO; return the runs' ids."""
+    import torch
+    from stable_baselines3 import PPO
+
+    from trackbook.tracking import TrackingCallback
+
+    run_ids, threads = [], torch.get_num_threads()
+    torch.set_num_threads(1)  # a 64-unit MLP gains nothing from more threads, and they fight on a busy machine
+    try:
+        for learning_rate in (3e-4, 3e-3):
+            for seed in range(3):
+                model = PPO("MlpPolicy", env(), n_steps=256, batch_size=128, n_epochs=4, learning_rate=learning_rate,
+                            seed=seed)
+                cb = TrackingCallback(store, experiment=SWEEP_EXPERIMENT, eval_env=env(), eval_freq=512,
+                                      n_eval_episodes=2)
+                model.learn(1024, callback=cb)
+                run_ids.append(cb.run_id)
+    finally:
+        torch.set_num_threads(threads)
+    return run_ids
+
+
+def seed_table(result: tb.analysis.AcrossSeeds, metric: str) -> pd.DataFrame:
+    """One row per group: seeds, then IQM and mean as 'estimate [low, high]'."""
+    intervals = result.intervals(statistics=[C.IQM, C.MEAN])
+    intervals["interval"] = [f"{e:.1f} [{lo:.1f}, {hi:.1f}]" for e, lo, hi in
+                             zip(intervals[C.ESTIMATE], intervals[C.LOW], intervals[C.HIGH], strict=True)]
+    table = intervals.pivot(index=C.GROUP, columns=C.STATISTIC, values="interval")
+    table.columns.name = None
+    groups = result.groups.table.set_index(C.GROUP)
+    table.insert(0, C.SEEDS, groups[C.SEEDS].loc[table.index].map(lambda s: ",".join(map(str, s))))
+    return table.loc[groups.index, [C.SEEDS, C.IQM, C.MEAN]].rename(columns={C.IQM: f"IQM {metric}",
+                                                                             C.MEAN: f"mean {metric}"})
 
 
 def main() -> None:
@@ -105,6 +143,12 @@ def main() -> None:
           .to_string(index=False))
     print(f"best: trial {study.best['trial_number']} objective {study.best['objective']:.1f}")
     print("importance (fANOVA):", dict(study.importance().values.tolist()))
+
+    print(f"\nA seed sweep into {SWEEP_EXPERIMENT!r}: 2 learning rates x 3 seeds ...")
+    sweep = tb.analysis.across_seeds(store, run_sweep(store), "eval/mean_reward")
+    print(f"grouped by {[c.removeprefix(C.PARAMS_PREFIX) for c in sweep.groups.by]}; "
+          "final eval/mean_reward, 95% stratified bootstrap intervals:")
+    print(seed_table(sweep, "eval/mean_reward").to_string())
 
     print("\nWriting the demo's four reports (papermill + nbconvert) into reports/ ...")
     top = study.completed.sort_values("objective", ascending=False)[C.RUN_ID].head(3).tolist()

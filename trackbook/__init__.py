@@ -6,13 +6,14 @@ Example:
     >>> runs = store.runs("ppo-cartpole")          # doctest: +SKIP
     >>> hist = store.history(runs, metrics="eval/mean_reward")  # doctest: +SKIP
     >>> chain = tb.chain(store, runs["run_id"][0])  # doctest: +SKIP
+    >>> seeds = tb.across_seeds(store, runs, "eval/mean_reward")  # doctest: +SKIP
 """
 
 from __future__ import annotations
 
 from trackbook import columns, layout
 from trackbook._lazy import lazy_exports
-from trackbook.analysis import Chain, Study, chain, chain_tree, compare, study, study_list
+from trackbook.analysis import Chain, Study, across_seeds, chain, chain_tree, compare, study, study_list
 from trackbook.errors import (
     BrowserNotFound,
     ChainCycle,
@@ -69,6 +70,7 @@ __all__ = [
     "Study",
     "TrackbookError",
     "UnsupportedStoreURI",
+    "across_seeds",
     "chain",
     "chain_tree",
     "columns",

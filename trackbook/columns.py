@@ -91,6 +91,11 @@ ROOT_RUN_ID = "root_run_id"
 DEPTH = "depth"
 CHILDREN = "children"
 MISSING_BASE = "missing_base"
+#: ``chains()``: why a run's link is broken (None for a sound one), one of the values below.
+LINK_PROBLEM = "link_problem"
+LINK_CYCLE = "cycle"
+LINK_SELF = "self link"
+LINK_MISSING = "missing base"
 #: ``Chain.links()``: one row per link and metric.
 TIMESTEPS_ADDED = "timesteps_added"
 BEFORE = "before"
@@ -113,3 +118,46 @@ BEST_OBJECTIVE = "best_objective"
 FINAL_PREFIX = "final."
 BEST_PREFIX = "best."
 RANK_PREFIX = "rank."
+
+# Columns of the statistics across seeds (``trackbook.analysis.seeds``).
+#: ``seed_groups().table``: one row per group (then the columns grouped by):
+#: ``group`` (a label such as ``learning_rate=0.001, gamma=0.99``), ``n_runs``,
+#: ``run_ids`` and ``seeds`` (lists, by seed). ``.members``: one row per run,
+#: ``run_id, name, group, seed, task``.
+GROUP = "group"
+N_RUNS = "n_runs"
+RUN_IDS = "run_ids"
+SEEDS = "seeds"
+SEED = "seed"
+TASK = "task"
+SEED_GROUP_COLUMNS = [GROUP, N_RUNS, RUN_IDS, SEEDS]
+MEMBER_COLUMNS = [RUN_ID, NAME, GROUP, SEED, TASK]
+#: ``seed_scores()``: one row per run and metric: the mean of the run's last N finite points.
+SCORE = "score"
+SCORE_COLUMNS = [GROUP, RUN_ID, SEED, TASK, METRIC, SCORE]
+#: ``seed_curves()``: one row per group, metric and grid step: the statistic across runs
+#: (runs linearly interpolated onto a common step grid), its bootstrap band, and how
+#: many runs cover the step.
+ESTIMATE = "estimate"
+LOW = "low"
+HIGH = "high"
+CURVE_COLUMNS = [GROUP, METRIC, STEP, ESTIMATE, LOW, HIGH, N_RUNS]
+#: ``score_intervals()``: one row per group, metric and statistic.
+STATISTIC = "statistic"
+N_SEEDS = "n_seeds"
+N_TASKS = "n_tasks"
+INTERVAL_COLUMNS = [GROUP, METRIC, STATISTIC, ESTIMATE, LOW, HIGH, N_RUNS, N_SEEDS, N_TASKS]
+#: ``performance_profiles()``: fraction of runs better than ``tau``, with its band.
+TAU = "tau"
+FRACTION = "fraction"
+PROFILE_COLUMNS = [GROUP, METRIC, TAU, FRACTION, LOW, HIGH]
+#: ``probability_of_improvement()``: P(a run of group_x beats a run of group_y).
+GROUP_X = "group_x"
+GROUP_Y = "group_y"
+PROBABILITY = "probability"
+IMPROVEMENT_COLUMNS = [METRIC, GROUP_X, GROUP_Y, PROBABILITY, LOW, HIGH]
+#: Values of the ``statistic`` column (rliable's aggregates).
+IQM = "iqm"
+MEAN = "mean"
+MEDIAN = "median"
+OPTIMALITY_GAP = "optimality_gap"

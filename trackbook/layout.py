@@ -39,14 +39,40 @@ SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbook.")
 #: Last sign of life of a run, ms since the epoch (written every 30 s while training).
 TAG_HEARTBEAT = "trackbook.heartbeat"
 
+# ------------------------------------------------------------------- seeds
+#: Params whose name says "seed" (``seed``, ``random_seed``, ``env.seed``, ``seed_offset``)
+#: tell repetitions of one configuration apart; seed statistics never group by them.
+SEED_PARAM = re.compile(r"seed", re.IGNORECASE)
+#: The seed param preferred when several are logged.
+PARAM_SEED = "seed"
+
 # ------------------------------------------------------------ what a training is
 TAG_ALGORITHM = "algorithm"
 PARAM_ALGORITHM = "algorithm"
 #: Artifact paths the SB3 callback writes and ``continue_training`` reads back.
 MODEL_ARTIFACT = "model/model.zip"
 MODEL_DIR = "model"
+#: The file a saved model is, in MODEL_DIR and BEST_MODEL_DIR.
+MODEL_FILE = "model.zip"
 BEST_MODEL_DIR = "best_model"
 CHECKPOINT_DIR = "checkpoints"
+#: A checkpoint's file in CHECKPOINT_DIR (``step``: the chain-wide step it was saved at).
+CHECKPOINT_FILE = "model_{step}_steps.zip"
+#: Files every SB3 training run carries beside its models.
+ENVIRONMENT_ARTIFACT = "environment.json"
+CONFIG_ARTIFACT = "config.yaml"
+PARAM_POLICY = "policy"
+PARAM_ENV_ID = "env_id"
+
+# ------------------------------------------------------ what an SB3 training logs
+#: Each finished episode (from a ``Monitor``-wrapped env), or their mean over ``log_interval`` steps.
+METRIC_EPISODE_REWARD = "rollout/episode_reward"
+METRIC_EPISODE_LENGTH = "rollout/episode_length"
+#: Periodic evaluation of the policy on its own environment.
+METRIC_EVAL_MEAN_REWARD = "eval/mean_reward"
+METRIC_EVAL_STD_REWARD = "eval/std_reward"
+METRIC_EVAL_MEAN_EP_LENGTH = "eval/mean_ep_length"
+METRIC_EVAL_BEST_MEAN_REWARD = "eval/best_mean_reward"
 
 # ------------------------------------------------------------------- studies
 TAG_TRIAL_NUMBER = "trial_number"
@@ -60,6 +86,12 @@ PARAM_OBJECTIVE = "objective"
 PARAM_SPACE_PREFIX = "space."
 MAXIMIZE, MINIMIZE = "maximize", "minimize"
 DIRECTIONS = (MAXIMIZE, MINIMIZE)
+
+#: What ``optuna_integration.MLflowCallback`` writes on each trial run: tags with the
+#: trial's number, its state (once finished) and the study's direction (upper case).
+OPTUNA_TAG_NUMBER = "number"
+OPTUNA_TAG_STATE = "state"
+OPTUNA_TAG_DIRECTION = "direction"
 
 #: Trial states, in Optuna's names.
 COMPLETE = "COMPLETE"

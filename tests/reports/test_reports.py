@@ -79,7 +79,10 @@ def test_comparison_report(tmp_path: Path, uri, ids):
     table = tb.compare(tb.connect(uri), runs, ["rollout/ep_rew_mean", "train/loss"])
     assert data["best_run"] == table.loc[table["rank.rollout/ep_rew_mean"] == 1, "run_id"].iloc[0]
     assert data["problems"] == ["chain-0 never logged train/loss"]
-    _open(path, tmp_path / "cmp.png", figures=2, tables=1, texts=["chain-0 never logged train/loss"])
+    # plain-0 and chain-0 repeat one configuration (learning_rate 3e-4) with seeds 0 and 10: the report groups them
+    assert data["groups"]["learning_rate=0.0003"]["seeds"] == [0, 10]
+    _open(path, tmp_path / "cmp.png", figures=4, tables=2,
+          texts=["chain-0 never logged train/loss", "3 runs repeat 2 configurations"])
 
 
 def test_chain_report_through_the_cli_with_the_seed_flags(tmp_path: Path, uri, ids):

@@ -8,6 +8,7 @@ Example:
 
 from trackbook.plots.compare import comparison_bars
 from trackbook.plots.curves import chain_progress, learning_curves
+from trackbook.plots.seeds import performance_profiles, probability_of_improvement, score_intervals, seed_curves
 from trackbook.plots.export import save_figure, to_image
 from trackbook.plots.studies import optimization_history, parallel_coordinates, param_importance, param_slices
 
@@ -21,4 +22,8 @@ __all__ = [
     "param_slices",
     "save_figure",
     "to_image",
+    "performance_profiles",
+    "probability_of_improvement",
+    "score_intervals",
+    "seed_curves",
 ]

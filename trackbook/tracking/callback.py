@@ -1,42 +1,37 @@
-"""The stable-baselines3 side: :class:`TrackingCallback` and :func:`continue_training`."""
+"""The stable-baselines3 side in one line: :class:`TrackingCallback`, :func:`continue_training`.
+
+``TrackingCallback`` is a ``CallbackList`` of the parts in :mod:`trackbook.tracking.sb3`
+(one job each, each usable alone), built from one set of keyword arguments.
+"""
 
 from __future__ import annotations
 
-import logging
-import numbers
-import tempfile
-import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.logger import KVWriter
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 
 from trackbook import columns as C
 from trackbook import layout as L
 from trackbook.tracking import _lifecycle
-from trackbook.tracking.trackers import default_experiment, make_tracker
 from trackbook.tracking.base import Tracker
-from trackbook.tracking.environment import environment_info, environment_tags
-
-_log = logging.getLogger("trackbook.tracking")
-
-#: Artifact paths written by the callback and read by :func:`continue_training`.
-MODEL_ARTIFACT = "model/model.zip"
-BEST_MODEL_DIR = "best_model"
-CHECKPOINT_DIR = "checkpoints"
-
-_HYPERPARAMETERS = (
-    "learning_rate", "n_steps", "batch_size", "n_epochs", "gamma", "gae_lambda", "clip_range", "clip_range_vf",
-    "ent_coef", "vf_coef", "max_grad_norm", "use_sde", "normalize_advantage", "target_kl", "buffer_size",
-    "learning_starts", "tau", "train_freq", "gradient_steps", "target_update_interval", "exploration_fraction",
-    "exploration_initial_eps", "exploration_final_eps", "rms_prop_eps", "use_rms_prop", "seed", "n_envs",
+from trackbook.tracking.sb3 import (
+    ChainCallback,
+    EpisodeCallback,
+    EvaluationCallback,
+    ModelCheckpointCallback,
+    PrometheusCallback,
+    RunCallback,
+    RunLog,
+    SB3LoggerCallback,
 )
 
+if TYPE_CHECKING:
+    from trackbook.tracking._types import RunReader, StoreLike
 
-class TrackingCallback(BaseCallback):
+
+class TrackingCallback(CallbackList):
     """Logs a stable-baselines3 training to a store, as one run.
 
     What it logs: every metric SB3's logger records (``rollout/ep_rew_mean``,
@@ -49,7 +44,15 @@ class TrackingCallback(BaseCallback):
     (``env.*``, ``git.*`` tags, ``environment.json``). Steps are global timesteps: in a
     continued run (``base_run_id``/``previous_timesteps``) they go on from the base.
 
-    Logging never stops training: a store that is down gets the writes later.
+    It is a ``CallbackList`` of the parts of :mod:`trackbook.tracking.sb3`
+    (:attr:`run`, :attr:`chain`, :attr:`sb3_logger`, and where asked for
+    :attr:`episodes`, :attr:`evaluation`, :attr:`checkpoints`, :attr:`prometheus`),
+    started in that order and ended in the reverse one. Pass it with your own
+    callbacks (``callback=[cb, other]``); it never replaces them.
+
+    Logging never stops training: a store that is down gets the writes later, and a
+    config, param or metric that cannot be logged (no text, or a name no store takes)
+    is left out with one warning.
 
     Example:
         >>> cb = TrackingCallback(tb.connect(), experiment="ppo-cartpole", eval_env=eval_env, eval_freq=2000)  # doctest: +SKIP
@@ -57,19 +60,26 @@ class TrackingCallback(BaseCallback):
         >>> cb.run_id, cb.best_model_path        # doctest: +SKIP
 
     Args:
-        store: a Store, a tracking URI, or None (see ``resolve_tracking_uri``).
+        store: a Store, a tracking URI, or None (see ``trackbook._uri.resolve_uri``).
         experiment: experiment name (default ``$ML_EXPERIMENT_NAME``, else "default").
+        experiment_name: the trading stack's name for ``experiment`` (give one of them).
         run_name: name of the run.
         tracker: an already built tracker to write through (instead of ``store``). If it
             has a run open (an HPO trial's), the callback logs into that run and leaves
             ending it to its owner.
-        config: an experiment config (OmegaConf) logged as params and ``config.yaml``.
+        config: an experiment config logged as params (``section.key``) and
+            ``config.yaml``: an OmegaConf config (``load_config``), a plain dict or a
+            dataclass instance.
         params: extra params; tags: extra tags; parent_run_id: the study run.
         eval_env: environment to evaluate on; eval_freq: evaluate every this many calls
             of ``_on_step`` (0: never); n_eval_episodes; deterministic: greedy actions.
         save_freq: save a checkpoint every this many calls of ``_on_step`` (0: never).
         save_path: local folder for models (a temporary one if None).
-        log_episodes: log each finished episode's reward and length.
+        log_episodes: log finished episodes' reward and length.
+        log_interval: write the episode metrics every this many calls of ``_on_step``:
+            1 logs every episode at its step; N > 1 logs the mean reward and length of
+            the episodes that ended in each N calls (the trading stack's meaning: log
+            less often). SB3's own metrics follow ``learn(log_interval=...)``.
         base_run_id: the run whose model this training continues (tag ``base_model_run_id``).
         previous_timesteps: timesteps of the chain before this run; read from the
             base run's ``total_timesteps`` when a Store is given and this is None.
@@ -77,13 +87,19 @@ class TrackingCallback(BaseCallback):
             (0: a free one); a taken port warns and a free one is used. See
             :mod:`trackbook.tracking.prometheus`.
         verbose: SB3's verbosity.
+
+    Raises:
+        ValueError: a negative ``eval_freq``/``save_freq``, ``eval_freq`` without an
+            ``eval_env``, ``log_interval`` below 1, or ``experiment`` and
+            ``experiment_name`` that disagree.
     """
 
     def __init__(
         self,
-        store: Any = None,
+        store: StoreLike = None,
         *,
         experiment: str | None = None,
+        experiment_name: str | None = None,
         run_name: str | None = None,
         tracker: Tracker | None = None,
         config: Any = None,
@@ -97,149 +113,119 @@ class TrackingCallback(BaseCallback):
         save_freq: int = 0,
         save_path: str | Path | None = None,
         log_episodes: bool = True,
+        log_interval: int = 1,
         base_run_id: str | None = None,
         previous_timesteps: int | None = None,
         prometheus_port: int | None = None,
         verbose: int = 0,
     ) -> None:
-        super().__init__(verbose)
         if eval_freq < 0 or save_freq < 0:
             raise ValueError("eval_freq and save_freq count calls of _on_step; pass 0 to turn one off, or a positive int.")
         if eval_freq and eval_env is None:
             raise ValueError(f"eval_freq={eval_freq} needs an eval_env to evaluate on.")
+        if experiment and experiment_name and experiment != experiment_name:
+            raise ValueError(
+                f"experiment={experiment!r} and experiment_name={experiment_name!r} name different experiments; "
+                f"experiment_name is the trading stack's spelling of experiment: give one of them."
+            )
         self.store = store
-        self.experiment = default_experiment(experiment)
-        self.run_name = run_name
-        self.tracker = tracker
-        self.config = config
-        self.extra_params = dict(params or {})
-        self.extra_tags = dict(tags or {})
-        self.parent_run_id = parent_run_id
-        self.eval_env = eval_env
-        self.eval_freq = eval_freq
-        self.n_eval_episodes = n_eval_episodes
-        self.deterministic = deterministic
-        self.save_freq = save_freq
-        self.save_path = Path(save_path) if save_path else None
-        self.log_episodes = log_episodes
-        self.base_run_id = base_run_id
-        self.previous_timesteps = previous_timesteps
-        self.offset = 0
-        self.best_mean_reward = float("-inf")
-        self.best_model_path: str | None = None
-        self.last_eval: dict[str, float] = {}
-        self.episodes_logged = 0
-        self._writer: _SB3Writer | None = None
-        self._listeners: list[Any] = []
-        self._owns_run = True
-        self.prometheus_port = prometheus_port
-        #: The exporter serving this training's live metrics (when ``prometheus_port`` is set).
-        self.prometheus_server: Any = None
+        #: Opens the run, logs what it is, ends it; its ``run_log`` is what every part writes through.
+        self.run = RunCallback(
+            tracker if tracker is not None else store, experiment=experiment or experiment_name, run_name=run_name,
+            config=config, params=params, tags=tags, parent_run_id=parent_run_id, save_path=save_path, verbose=verbose,
+        )
+        log = self.run.run_log
+        self.chain = ChainCallback(log, base_run_id=base_run_id, previous_timesteps=previous_timesteps,
+                                   store=store if hasattr(store, "run") else None, verbose=verbose)
+        self.sb3_logger = SB3LoggerCallback(log, verbose=verbose)
+        episodes = EpisodeCallback(log, log_interval=log_interval, verbose=verbose)
+        self.episodes: EpisodeCallback | None = episodes if log_episodes else None
+        self.evaluation: EvaluationCallback | None = (
+            EvaluationCallback(log, eval_env, eval_freq, n_eval_episodes=n_eval_episodes, deterministic=deterministic,
+                               verbose=verbose) if eval_freq else None
+        )
+        self.checkpoints: ModelCheckpointCallback | None = (
+            ModelCheckpointCallback(log, save_freq, verbose=verbose) if save_freq else None
+        )
+        self.prometheus: PrometheusCallback | None = (
+            PrometheusCallback(log, prometheus_port, verbose=verbose) if prometheus_port is not None else None
+        )
+        parts: list[BaseCallback | None] = [self.run, self.chain, self.sb3_logger, self.episodes, self.evaluation,
+                                            self.checkpoints, self.prometheus]
+        super().__init__([p for p in parts if p is not None])
+        self.verbose = verbose
+
+    def _on_training_end(self) -> None:
+        # The run ends last: the parts' final writes (pending episodes, SB3's last dump) go into it.
+        for callback in reversed(self.callbacks):
+            callback.on_training_end()
 
     # ----------------------------------------------------------------- properties
 
     @property
+    def run_log(self) -> RunLog:
+        return self.run.run_log
+
+    @property
+    def tracker(self) -> Tracker | None:
+        return self.run.run_log.tracker
+
+    @tracker.setter
+    def tracker(self, tracker: Tracker | None) -> None:
+        self.run.run_log.tracker = tracker
+
+    @property
     def run_id(self) -> str | None:
-        return None if self.tracker is None else self.tracker.run_id
+        return self.run.run_id
+
+    @property
+    def experiment(self) -> str:
+        return self.run.experiment
+
+    @property
+    def offset(self) -> int:
+        return self.run.run_log.offset
 
     @property
     def global_step(self) -> int:
         """The chain-wide timestep: the model's own count plus the offset of this run."""
-        return int(self.model.num_timesteps) + self.offset
+        return self.run.run_log.step(self.model)
+
+    @property
+    def save_path(self) -> Path | None:
+        return self.run.run_log.save_path
+
+    @property
+    def best_mean_reward(self) -> float:
+        return float("-inf") if self.evaluation is None else self.evaluation.best_mean_reward
+
+    @property
+    def best_model_path(self) -> str | None:
+        return None if self.evaluation is None else self.evaluation.best_model_path
+
+    @property
+    def last_eval(self) -> dict[str, float]:
+        return {} if self.evaluation is None else self.evaluation.last_eval
+
+    @property
+    def episodes_logged(self) -> int:
+        return 0 if self.episodes is None else self.episodes.episodes_logged
+
+    @property
+    def prometheus_server(self) -> Any:
+        """The exporter serving this training's live metrics (when ``prometheus_port`` is set)."""
+        return None if self.prometheus is None else self.prometheus.server
 
     def add_listener(self, listener: Any) -> None:
         """Also hand every logged point to ``listener(metrics: dict, step: int)`` (live panels)."""
-        self._listeners.append(listener)
+        self.run.run_log.add_listener(listener)
 
-    # ---------------------------------------------------------------------- hooks
-
-    def _on_training_start(self) -> None:
-        if self.tracker is None:
-            self.tracker = make_tracker(self.store)
-        if self.save_path is None:
-            self.save_path = Path(tempfile.mkdtemp(prefix="trackbook-run-"))
-        self.save_path.mkdir(parents=True, exist_ok=True)
-        previous = self._previous_timesteps()
-        # Global step = chain timesteps before this run + timesteps trained in it. SB3 restarts
-        # num_timesteps at 0, or keeps the loaded model's count with reset_num_timesteps=False.
-        self.offset = previous - int(self.model.num_timesteps)
-        tags = {**self.extra_tags, "algorithm": type(self.model).__name__}
-        if self.base_run_id:
-            tags[L.TAG_BASE_RUN] = self.base_run_id
-        info = environment_info()
-        tags.update(environment_tags(info))
-        params = self._params()
-        name = self.run_name or "-".join(
-            str(x) for x in (params["algorithm"].lower(), params.get("env_id"), time.strftime("%Y%m%d-%H%M%S")) if x
-        )
-        # A tracker with a run already open (an HPO trial's) is joined, not replaced; its owner ends it.
-        self._owns_run = not self.tracker.active
-        if self._owns_run:
-            self.tracker.start_run(
-                self.experiment, name=name, params=params, tags=tags,
-                parent_run_id=self.parent_run_id, wait=10.0,
-            )
-        else:
-            self.tracker.log_params(params)
-            self.tracker.set_tags(tags)
-        self.tracker.log_dict(info, "environment.json")
-        if self.config is not None:
-            from trackbook.tracking.config import config_to_yaml
-
-            self.tracker.log_text(config_to_yaml(self.config), "config.yaml")
-        if self.base_run_id or previous:
-            self._log({L.METRIC_PREVIOUS_TIMESTEPS: previous}, previous)
-        self._writer = _SB3Writer(self)
-        self.model.logger.output_formats.append(self._writer)
-        _lifecycle.training_started(self.tracker)
-        if self.prometheus_port is not None:
-            self._start_prometheus(tags["algorithm"])
-
-    def _start_prometheus(self, algorithm: str) -> None:
-        from trackbook.tracking import prometheus
-
-        try:
-            self.prometheus_server = prometheus.serve_or_fallback(self.prometheus_port)
-        except Exception as exc:  # noqa: BLE001 - no exporter is no reason to stop training
-            warnings.warn(f"trackbook: Prometheus exporter not started: {exc}", RuntimeWarning, stacklevel=2)
-            return
-        feed = prometheus.TrainingFeed(prometheus.default_metrics(), algorithm, run_id=self.run_id or "",
-                                       start_step=self.global_step)
-        feed.start()
-        self._listeners.append(feed)
-        self.tracker.add_end_listener(feed.end)
-
-    def _on_step(self) -> bool:
-        step = self.global_step
-        if self.log_episodes:
-            for info in self.locals.get("infos", ()):
-                episode = info.get("episode") if isinstance(info, dict) else None
-                if episode is not None:
-                    self.episodes_logged += 1
-                    self._log({"rollout/episode_reward": episode["r"], "rollout/episode_length": episode["l"]}, step)
-        if self.eval_freq and self.n_calls % self.eval_freq == 0:
-            self._evaluate(step)
-        if self.save_freq and self.n_calls % self.save_freq == 0:
-            self._save(self.save_path / CHECKPOINT_DIR / f"model_{step}_steps.zip", CHECKPOINT_DIR)
-        return True
-
-    def _on_training_end(self) -> None:
-        self._detach_writer()
-        step = self.global_step
-        self._save(self.save_path / "model" / "model.zip", "model")
-        self._log({L.METRIC_TOTAL_TIMESTEPS: step}, step)
-        _lifecycle.training_ended(self.tracker)
-        if self._owns_run:
-            self.tracker.end_run(C.FINISHED)
-
-    # -------------------------------------------------------------------- helpers
+    # ----------------------------------------------------------------- ending
 
     def end_run(self, status: str) -> None:
         """End the run with ``status`` (learn() raised, for instance)."""
-        self._detach_writer()
-        if self.tracker is not None:
-            _lifecycle.training_ended(self.tracker)
-            self.tracker.end_run(status)
+        self.sb3_logger.detach()
+        self.run.end_run(status)
 
     def __enter__(self) -> TrackingCallback:
         return self
@@ -248,103 +234,9 @@ class TrackingCallback(BaseCallback):
         if exc_type is not None:
             self.end_run(_lifecycle.status_for(exc_type))
 
-    def _detach_writer(self) -> None:
-        if self._writer is not None and self.model is not None:
-            formats = self.model.logger.output_formats
-            if self._writer in formats:
-                formats.remove(self._writer)
-        self._writer = None
-
-    def _log(self, metrics: Mapping[str, Any], step: int) -> None:
-        self.tracker.log_metrics(metrics, step)
-        for listener in self._listeners:
-            try:
-                listener(dict(metrics), step)
-            except Exception as exc:  # noqa: BLE001 - a display must not stop training
-                _log.warning("trackbook: a metrics listener failed: %s", exc)
-
-    def _previous_timesteps(self) -> int:
-        if self.previous_timesteps is not None:
-            return int(self.previous_timesteps)
-        if self.base_run_id and hasattr(self.store, "run"):
-            total = self.store.run(self.base_run_id).get(C.METRICS_PREFIX + L.METRIC_TOTAL_TIMESTEPS)
-            if total is not None:
-                return int(total)
-        return 0
-
-    def _params(self) -> dict[str, Any]:
-        model = self.model
-        params: dict[str, Any] = {"algorithm": type(model).__name__, "policy": type(model.policy).__name__}
-        for name in _HYPERPARAMETERS:
-            value = getattr(model, name, None)
-            if callable(value):  # a schedule: log where it starts
-                try:
-                    value = value(1.0)
-                except TypeError:
-                    continue
-            if isinstance(value, (numbers.Number, str, bool)) or (isinstance(value, tuple) and value):
-                params[name] = value
-        env = getattr(model, "env", None)
-        spec = getattr(getattr(env, "envs", [None])[0], "spec", None) if env is not None else None
-        if spec is not None:
-            params["env_id"] = spec.id
-        if self.config is not None:
-            from trackbook.tracking.config import config_to_params
-
-            params.update(config_to_params(self.config))
-        params.update(self.extra_params)
-        return params
-
-    def _evaluate(self, step: int) -> None:
-        import numpy as np
-        from stable_baselines3.common.evaluation import evaluate_policy
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "not wrapped with a Monitor": lengths are still right
-            rewards, lengths = evaluate_policy(
-                self.model, self.eval_env, n_eval_episodes=self.n_eval_episodes,
-                deterministic=self.deterministic, return_episode_rewards=True,
-            )
-        mean = float(np.mean(rewards))
-        self.last_eval = {
-            "eval/mean_reward": mean,
-            "eval/std_reward": float(np.std(rewards)),
-            "eval/mean_ep_length": float(np.mean(lengths)),
-        }
-        self._log(self.last_eval, step)
-        if mean > self.best_mean_reward:
-            self.best_mean_reward = mean
-            path = self.save_path / BEST_MODEL_DIR / "model.zip"
-            self._save(path, BEST_MODEL_DIR)
-            self.best_model_path = str(path)
-            self._log({"eval/best_mean_reward": mean}, step)
-
-    def _save(self, path: Path, artifact_path: str) -> None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.model.save(path)
-            self.tracker.log_artifact(path, artifact_path)
-        except OSError as exc:  # a full disk must not stop training
-            warnings.warn(f"trackbook: could not save {path}: {exc}", RuntimeWarning, stacklevel=2)
-
-
-class _SB3Writer(KVWriter):
-    """Receives everything SB3's logger dumps and logs its numbers at the global step."""
-
-    def __init__(self, callback: TrackingCallback) -> None:
-        self.callback = callback
-
-    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
-        numbersonly = {k: v for k, v in key_values.items() if isinstance(v, numbers.Real)}
-        if numbersonly:
-            self.callback._log(numbersonly, int(step) + self.callback.offset)
-
-    def close(self) -> None:
-        pass
-
 
 class MLflowLoggingCallback(TrackingCallback):
-    """The RL trading scripts' callback, kept for their users: a :class:`TrackingCallback` on MLflow.
+    """The trading stack's callback, kept for its users: a :class:`TrackingCallback` on MLflow.
 
     Args:
         experiment_name: experiment to log to.
@@ -369,12 +261,20 @@ class MLflowLoggingCallback(TrackingCallback):
         )
 
 
-def load_model_of_run(store: Any, run_id: str, *, env: Any = None, artifact: str = MODEL_ARTIFACT, **load_kwargs):
-    """Load the stable-baselines3 model that run ``run_id`` logged (its final model by default)."""
+def load_model_of_run(store: RunReader, run_id: str, *, env: Any = None, artifact: str = L.MODEL_ARTIFACT,
+                      **load_kwargs: Any) -> Any:
+    """Load the stable-baselines3 model that run ``run_id`` logged (its final model by default).
+
+    Example:
+        >>> model = load_model_of_run(store, run_id, env=env)    # doctest: +SKIP
+
+    Raises:
+        ValueError: the run's ``algorithm`` param names no stable-baselines3 algorithm.
+    """
     import stable_baselines3
 
     run = store.run(run_id)
-    algorithm = str(run.get("params.algorithm", ""))
+    algorithm = str(run.get(C.PARAMS_PREFIX + L.PARAM_ALGORITHM, ""))
     cls = getattr(stable_baselines3, algorithm, None)
     if cls is None:
         raise ValueError(
@@ -386,7 +286,7 @@ def load_model_of_run(store: Any, run_id: str, *, env: Any = None, artifact: str
 
 
 def continue_training(
-    store: Any,
+    store: RunReader,
     base_run_id: str,
     env: Any,
     total_timesteps: int,
@@ -397,13 +297,14 @@ def continue_training(
     callback: Any = None,
     learn_kwargs: Mapping[str, Any] | None = None,
     **callback_kwargs: Any,
-):
+) -> tuple[Any, TrackingCallback]:
     """Continue the model of ``base_run_id`` for ``total_timesteps`` more, as a new chain link.
 
     Loads the base run's final model, starts a run tagged ``base_model_run_id`` in the
     base's experiment (unless told otherwise), logs ``previous_timesteps`` and offsets
     every step so the chain reads as one curve. ``reset_num_timesteps`` is passed to
-    SB3's ``learn()``; steps are continuous either way.
+    SB3's ``learn()``; steps are continuous either way. Your own ``callback`` (one or a
+    list) runs beside the tracking one.
 
     Example:
         >>> model, cb = continue_training(store, cb.run_id, env, 20_000)   # doctest: +SKIP

@@ -214,27 +214,70 @@ def parse_overrides(overrides: Iterable[str]) -> list[str]:
     return out
 
 
-def config_to_params(cfg) -> dict[str, str]:
-    """The config flattened to ``section.key`` -> string, as run params are logged."""
-    from omegaconf import OmegaConf
+def config_to_params(cfg: Any) -> dict[str, str]:
+    """The config flattened to ``section.key`` -> string, as run params are logged.
 
+    Example:
+        >>> config_to_params({"model": {"learning_rate": 0.0003}, "symbol": "EUR/USD"})
+        {'model.learning_rate': '0.0003', 'symbol': 'EUR/USD'}
+
+    Args:
+        cfg: an OmegaConf config (from :func:`load_config`), a mapping (nested ones
+            flatten too) or a dataclass instance.
+
+    Raises:
+        TypeError: ``cfg`` is none of those.
+    """
     flat: dict[str, str] = {}
 
     def walk(prefix: str, value: Any) -> None:
-        if isinstance(value, dict):
+        if isinstance(value, Mapping):
             for k, v in value.items():
                 walk(f"{prefix}.{k}" if prefix else str(k), v)
         else:
             flat[prefix] = "" if value is None else str(value)
 
-    walk("", OmegaConf.to_container(cfg, resolve=True))
+    walk("", _container(cfg))
     return flat
 
 
-def config_to_yaml(cfg) -> str:
+def config_to_yaml(cfg: Any) -> str:
+    """The config as YAML, as ``config.yaml`` is logged (same inputs as :func:`config_to_params`)."""
     from omegaconf import OmegaConf
 
-    return OmegaConf.to_yaml(cfg, resolve=True)
+    if OmegaConf.is_config(cfg):
+        return OmegaConf.to_yaml(cfg, resolve=True)
+    import yaml
+
+    return yaml.safe_dump(_plain(_container(cfg)), sort_keys=False, allow_unicode=True)
+
+
+def _container(cfg: Any) -> Mapping[str, Any]:
+    from dataclasses import asdict, is_dataclass
+
+    from omegaconf import OmegaConf
+
+    if OmegaConf.is_config(cfg):
+        return OmegaConf.to_container(cfg, resolve=True)
+    if is_dataclass(cfg) and not isinstance(cfg, type):
+        return asdict(cfg)
+    if isinstance(cfg, Mapping):
+        return cfg
+    raise TypeError(
+        f"config is a {type(cfg).__name__}; pass a mapping, a dataclass instance or an OmegaConf config "
+        f"(trackbook.tracking.load_config reads one from YAML)."
+    )
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with every mapping a dict, every sequence a list, every unknown object its str()."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return str(value)
 
 
 def _check_values(cfg) -> None:

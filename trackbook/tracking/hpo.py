@@ -37,13 +37,16 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from trackbook import columns as C
 from trackbook import layout as L
 from trackbook._uri import resolve_uri
 from trackbook.tracking.trackers import default_experiment, make_tracker
 from trackbook.tracking.base import Tracker
+
+if TYPE_CHECKING:
+    from trackbook.tracking._types import StoreLike
 
 _log = logging.getLogger("trackbook.tracking")
 
@@ -124,7 +127,7 @@ def optimize(
     space: Mapping[str, Any],
     n_trials: int | None = None,
     *,
-    store: Any = None,
+    store: StoreLike = None,
     experiment: str | None = None,
     study_name: str | None = None,
     direction: str | None = None,

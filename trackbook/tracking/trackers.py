@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trackbook._uri import resolve_uri
+from trackbook._uri import check_writable, resolve_uri
+from trackbook.tracking._types import StoreLike
 from trackbook.tracking.base import HealthReport, Tracker
 
 
@@ -15,7 +16,7 @@ def default_experiment(experiment: str | None = None) -> str:
     return experiment or os.environ.get("ML_EXPERIMENT_NAME") or "default"
 
 
-def make_tracker(uri: Any = None, *, backend: str | None = None, **kwargs: Any) -> Tracker:
+def make_tracker(uri: StoreLike = None, *, backend: str | None = None, **kwargs: Any) -> Tracker:
     """A tracker for the store named by ``uri``: the argument, else the environment,
     else ``sqlite:///mlflow.db`` here (:func:`trackbook._uri.resolve_uri`, the rule
     readers follow too).
@@ -23,8 +24,11 @@ def make_tracker(uri: Any = None, *, backend: str | None = None, **kwargs: Any) 
     Example:
         >>> with make_tracker("sqlite:///mlflow.db") as tracker:   # doctest: +SKIP
         ...     tracker.start_run("ppo-cartpole", params={"lr": 3e-4})
+
+    Raises:
+        ReadOnlyStore: the URI names a store trackbook only reads (``tensorboard://``).
     """
-    resolved = resolve_uri(uri, backend=backend)
+    resolved = check_writable(resolve_uri(uri, backend=backend))
     if resolved.startswith("aim://"):
         from trackbook.tracking.aim import AimTracker
 
@@ -36,7 +40,7 @@ def make_tracker(uri: Any = None, *, backend: str | None = None, **kwargs: Any) 
     return MLflowTracker(resolved, **kwargs)
 
 
-def health_check(uri: Any = None, *, backend: str | None = None) -> HealthReport:
+def health_check(uri: StoreLike = None, *, backend: str | None = None) -> HealthReport:
     """Whether the tracking store is reachable and writable, with the problems found.
 
     A store that cannot be opened or created (a sqlite path in a folder that cannot be

@@ -21,9 +21,33 @@ from trackbook import layout as L
 from trackbook import plots
 from trackbook import analysis
 from trackbook.analysis.compare import compare
+from trackbook.analysis.seeds import across_seeds
 from trackbook.widgets._base import Panel, figure_widget, show_figure, table_html
 
 _ALL = "(all)"
+#: Grouping choices: each run alone, or runs grouped by configuration (every varying param but seeds).
+_NO_GROUPS = "(each run)"
+_CONFIGURATION = "(configuration)"
+
+
+def _group_options(runs: pd.DataFrame) -> list[str]:
+    """Grouping choices for a runs frame: none, by configuration, or by one param."""
+    params = sorted(c[len(C.PARAMS_PREFIX):] for c in runs.columns if c.startswith(C.PARAMS_PREFIX))
+    return [_NO_GROUPS, _CONFIGURATION, *params]
+
+
+def _by(choice: str) -> str | None:
+    return None if choice == _CONFIGURATION else choice
+
+
+def _group_summary(result: Any, intervals: pd.DataFrame) -> pd.DataFrame:
+    """One row per group and metric: runs, seeds, and each statistic as 'estimate [low, high]'."""
+    text = [f"{e:.4g} [{lo:.4g}, {hi:.4g}]" for e, lo, hi in
+            zip(intervals[C.ESTIMATE], intervals[C.LOW], intervals[C.HIGH], strict=True)]
+    wide = intervals.assign(interval=text).pivot(index=[C.GROUP, C.METRIC], columns=C.STATISTIC, values="interval")
+    wide.columns.name = None
+    groups = result.groups.table.set_index(C.GROUP)[[C.N_RUNS, C.SEEDS]]
+    return groups.join(wide.reset_index(C.METRIC), how="inner").reset_index()
 
 
 def _experiment_of(store: Any, run_id: str | None, experiment: str | None, arg: str, what: str) -> str:
@@ -55,12 +79,16 @@ class RunBrowser(Panel):
         self.descending = W.Checkbox(description="descending", value=True, indent=False)
         self.run_select = W.SelectMultiple(description="Runs", rows=8, layout=W.Layout(width="560px"))
         self.metric_select = W.SelectMultiple(description="Metrics", rows=8, layout=W.Layout(width="320px"))
+        #: Plot each run, or groups of runs over seeds (IQM and 95% bootstrap band per group).
+        self.group_by = W.Dropdown(description="Group", options=[_NO_GROUPS, _CONFIGURATION], value=_NO_GROUPS)
+        self.groups_table = W.HTML()
         self.table = W.HTML()
         self.figure = figure_widget()
         self._wanted_metrics = list(metrics or [])
         self.widget.children = [
             W.HBox([self.experiment, self.status_filter]), W.HBox([self.filter, self.sort, self.descending]),
-            self.status, W.HBox([self.run_select, self.metric_select]), self.table, self.figure,
+            self.status, W.HBox([self.run_select, self.metric_select]), self.group_by, self.table,
+            self.groups_table, self.figure,
         ]
         self.guarded(lambda: self._load_experiments(experiment))
         self.experiment.observe(lambda _: self.guarded(self.refresh), "value")
@@ -68,6 +96,7 @@ class RunBrowser(Panel):
             control.observe(self.debounced(self.refresh), "value")
         for control in (self.run_select, self.metric_select):
             control.observe(self.debounced(self.plot), "value")
+        self.group_by.observe(lambda _: self.guarded(self.plot), "value")
         self.guarded(self.refresh)
 
     def _load_experiments(self, experiment: str | None) -> None:
@@ -114,6 +143,11 @@ class RunBrowser(Panel):
         chosen = [m for m in (self.metric_select.value or self._wanted_metrics) if m in metrics] or metrics[:2]
         self.metric_select.options = metrics
         self.metric_select.value = chosen
+        options = _group_options(self.runs)
+        if list(self.group_by.options) != options:
+            keep = self.group_by.value if self.group_by.value in options else _NO_GROUPS
+            self.group_by.options = options
+            self.group_by.value = keep
         shown = [C.NAME, C.STATUS, C.START_TIME, C.DURATION, *[C.METRICS_PREFIX + m for m in chosen]]
         self.table.value = table_html(self.runs[[c for c in shown if c in self.runs]])
         if len(self.runs):
@@ -130,6 +164,13 @@ class RunBrowser(Panel):
         if runs.empty or not metrics:
             show_figure(self.figure, plots.learning_curves(pd.DataFrame(columns=C.HISTORY_COLUMNS), title="No runs"))
             return
+        if self.group_by.value != _NO_GROUPS:
+            result = across_seeds(self.store, runs, metrics, by=_by(self.group_by.value))
+            self.groups_table.value = table_html(result.groups.table.drop(columns=[C.RUN_IDS]))
+            show_figure(self.figure, plots.seed_curves(result.curves(), metrics,
+                                                       title="IQM across seeds, 95% bootstrap band"))
+            return
+        self.groups_table.value = ""
         hist = self.store.history(runs[C.RUN_ID].tolist(), metrics, max_points=1000)
         show_figure(self.figure, plots.learning_curves(hist, metrics, runs=runs, smoothing=0.6))
 
@@ -282,18 +323,33 @@ class ComparePanel(Panel):
         self.metric_select = W.SelectMultiple(description="Metrics", options=logged, rows=6,
                                               value=[m for m in (metrics or logged[:2]) if m in logged])
         self.value_kind = W.ToggleButtons(options=["final", "best"], value="final")
+        #: Compare each run, or groups of runs over seeds (IQM, mean, median with 95% intervals).
+        self.group_by = W.Dropdown(description="Group", options=_group_options(runs), value=_NO_GROUPS)
         self.table = W.HTML()
         self.figure = figure_widget()
         self.comparison = pd.DataFrame()
-        self.widget.children = [W.HBox([self.metric_select, self.value_kind]), self.status, self.figure, self.table]
+        #: With grouping on: score_intervals() of the groups.
+        self.intervals = pd.DataFrame()
+        self.widget.children = [W.HBox([self.metric_select, self.value_kind, self.group_by]), self.status,
+                                self.figure, self.table]
         self.metric_select.observe(self.debounced(self.refresh), "value")
         self.value_kind.observe(lambda _: self.guarded(self.refresh), "value")
+        self.group_by.observe(lambda _: self.guarded(self.refresh), "value")
         self.guarded(self.refresh)
 
     def refresh(self) -> None:
         metrics = list(self.metric_select.value)
         if not metrics:
             self.message("Pick at least one metric.")
+            return
+        if self.group_by.value != _NO_GROUPS:
+            result = across_seeds(self.store, self.run_ids, metrics, by=_by(self.group_by.value))
+            self.intervals = result.intervals()
+            self.table.value = table_html(_group_summary(result, self.intervals), max_rows=100)
+            show_figure(self.figure, plots.score_intervals(self.intervals, title="Final scores across seeds"))
+            self.message(f"{len(self.run_ids)} runs in {len(result.groups)} groups by "
+                         f"{[c.removeprefix(C.PARAMS_PREFIX) for c in result.groups.by] or 'nothing'}; "
+                         "intervals: 95% stratified bootstrap over seeds")
             return
         self.comparison = compare(self.store, self.run_ids, metrics)
         self.table.value = table_html(self.comparison.drop(columns=[C.RUN_ID]).T.reset_index(), max_rows=100)
