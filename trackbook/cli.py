@@ -1,5 +1,5 @@
-"""``trackbook`` on the command line: ``trackbook report KIND ... -o out.html``,
-``trackbook hpo CONFIG.yaml [overrides]``, ``trackbook serve``."""
+"""``trackbook`` on the command line: ``trackbook report KIND ... -o out.html``, ``trackbook serve``,
+``trackbook sync``, ``trackbook hpo CONFIG.yaml [overrides]``."""
 
 from __future__ import annotations
 
@@ -34,6 +34,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--parent-run-id", help="the study's parent run (hpo)")
     rep.add_argument("--experiment-name", dest="experiment", help="chain: take the deepest chain of this experiment")
     rep.add_argument("--metrics", nargs="+", help="metrics to show")
+    rep.add_argument("--objective", help="hpo: the metric trials are judged by (default: the study's own)")
+    rep.add_argument("--direction", choices=["maximize", "minimize"], help="hpo: default the study's own")
     rep.add_argument("--title")
     rep.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
                      help="any other template parameter (a string)")
@@ -57,9 +59,18 @@ def main(argv: list[str] | None = None) -> int:
     hpo.add_argument("--n-trials", type=int, help="trials to run (default: the config's)")
     hpo.add_argument("config", help="the YAML config")
     hpo.add_argument("overrides", nargs=argparse.REMAINDER, help="section.key=value or --section.key value")
+    syn = sub.add_parser("sync", help="deliver the journals of runs whose writes did not reach their store",
+                         description="Deliver every pending run journal (a server down when a script ended, a "
+                                     "killed process, offline runs) to its store, exactly once and in order.")
+    syn.add_argument("--status", action="store_true", help="list what is pending; deliver nothing")
+    syn.add_argument("--store", dest="store_uri", help="only the journals written for this store URI")
+    syn.add_argument("--run", dest="local_id", help="only this journal (a local id, local-...)")
+    syn.add_argument("--discard", metavar="LOCAL_ID", help="delete this journal without delivering it")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "sync":
+        return _sync(args)
     if args.command == "hpo":
         return _hpo(args)
 
@@ -75,6 +86,7 @@ def _report(args: argparse.Namespace) -> int:
 
     params = {k: v for k, v in {
         "run_id": args.run_id, "run_ids": args.run_ids, "parent_run_id": args.parent_run_id,
+        "objective": args.objective, "direction": args.direction,
         "experiment": args.experiment, "metrics": args.metrics, "title": args.title,
     }.items() if v is not None}
     try:
@@ -121,6 +133,36 @@ def _hpo(args: argparse.Namespace) -> int:
         print(f"best params: {result.best_params}")
     print(f"parent run: {result.parent_run_id}  (tb.study(tb.connect({result.uri!r}), {result.parent_run_id!r}))")
     return 0 if done else 1
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from trackbook.tracking import sync
+
+    if args.discard:
+        try:
+            folder = sync.discard(args.discard)
+        except LookupError as exc:
+            print(f"trackbook sync: {exc.args[0]}", file=sys.stderr)
+            return 2
+        print(f"discarded {folder}")
+        return 0
+    if args.status:
+        rows = sync.pending(args.store_uri)
+        if not rows:
+            print("nothing pending")
+        for row in rows:
+            print(f"{row['local_id']}  run {row['run_id'] or '(not created yet)'}  {row['state']:<7}  "
+                  f"{row['writes']} writes ({row['points']} points)  experiment {row['experiment']!r}  -> {row['uri']}")
+            for problem in row["problems"]:
+                print(f"    {problem}")
+        return 0
+    results = sync.sync(args.store_uri, local_id=args.local_id)
+    if not results:
+        print("nothing to sync")
+    for result in results:
+        print(result.message, file=sys.stdout if result.outcome in (sync.DELIVERED, sync.SKIPPED) else sys.stderr,
+              flush=True)
+    return 1 if any(r.outcome in (sync.FAILED, sync.DELETED) for r in results) else 0
 
 
 def _serve(args: argparse.Namespace) -> int:
