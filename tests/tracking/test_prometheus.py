@@ -119,6 +119,18 @@ def test_a_taken_port_warns_and_training_goes_on(tmp_path: Path, cartpole, fresh
         blocker.stop()
 
 
+def test_the_callback_binds_another_address_only_when_told(tmp_path: Path, cartpole, fresh_metrics):
+    # 127.0.0.2 is loopback too, standing in for the address a Prometheus in Docker scrapes
+    cb = TrackingCallback(f"sqlite:///{tmp_path / 'm.db'}", experiment="prom", prometheus_port=0,
+                          prometheus_host="127.0.0.2")
+    PPO("MlpPolicy", cartpole(), n_steps=128, batch_size=64, seed=0).learn(256, callback=cb)
+    url = cb.prometheus_server.url
+    assert url.startswith("http://127.0.0.2:")
+    assert value(scrape(url), "rl_training_runs_total", algorithm="PPO", status="completed") == 1
+    with pytest.raises(OSError):  # not on 127.0.0.1: bound where it was told, nowhere else
+        urllib.request.urlopen(url.replace("127.0.0.2", "127.0.0.1"), timeout=5)
+
+
 def test_failed_training_counts_as_failed(fresh_metrics):
     metrics = prom.default_metrics()
     feed = prom.TrainingFeed(metrics, "A2C", run_id="r1")
