@@ -125,6 +125,14 @@ def test_read_permission_gates_the_arrow_endpoint(server, team, monkeypatch):
     bulk = requests.get(url + "/ajax-api/2.0/mlflow/metrics/get-history-bulk",
                         params={"run_id": team["private"], "metric_key": "loss"}, auth=alice, timeout=30)
     assert bulk.status_code == 403
+    # the history index (point counts per series) is gated the same way
+    from trackbook.store._mlflow_app import INDEX_ROUTE
+
+    index = url + INDEX_ROUTE
+    assert requests.post(index, json={"run_ids": [team["private"]]}, auth=alice, timeout=30).status_code == 403
+    assert requests.post(index, json={"run_ids": [team["shared"]]}, timeout=30).status_code == 401
+    allowed = requests.post(index, json={"run_ids": [team["shared"]]}, auth=alice, timeout=30)
+    assert allowed.ok and [r["run_id"] for r in allowed.json()["runs"]] == [team["shared"]]
 
 
 def test_a_reader_reads_its_experiment_through_arrow_and_is_told_what_to_ask_for(server, team, monkeypatch):

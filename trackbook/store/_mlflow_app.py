@@ -7,12 +7,19 @@ own database and sent as one Apache Arrow IPC stream. MLflow's endpoints build a
 object and a JSON object per point (about 30-45 microseconds each on the server); this
 one sends columns.
 
-The endpoint only reads, and only what MLflow's ``get-history`` endpoints already serve
-to the same caller. A store that is not SQL answers 501 and clients use MLflow's
-endpoints instead.
+A second endpoint, ``POST /ajax-api/2.0/trackbook/runs/history-index`` (JSON body
+``{"run_ids": [...]}``), answers each run's status and, per metric, its point count and
+newest row (:func:`trackbook.store._mlflow_sql.history_index`): what the client's
+history cache checks before it serves a finished run from disk. MLflow's own endpoints
+only tell the latest point of each metric, which a point logged later at an earlier
+step leaves unchanged.
+
+The endpoints only read, and only what MLflow's ``get-history`` and ``get-run``
+endpoints already serve to the same caller. A store that is not SQL answers 501 and
+clients use MLflow's endpoints instead.
 
 ``mlflow server --app-name trackbook-auth`` is MLflow's basic-auth app (users, passwords,
-per-experiment READ/EDIT/MANAGE) with the same endpoint inside it: the endpoint is one
+per-experiment READ/EDIT/MANAGE) with the same endpoints inside it: each is one
 more route behind the auth app's ``before_request`` check, which answers 401 without
 valid credentials and 403 unless the user may READ the experiment of every asked run,
 exactly as for MLflow's own ``get-history-bulk``.
@@ -24,6 +31,7 @@ import os
 from typing import Any
 
 ROUTE = "/ajax-api/2.0/trackbook/metrics/history"
+INDEX_ROUTE = "/ajax-api/2.0/trackbook/runs/history-index"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_RUNS = 1000
 MAX_METRICS = 1000
@@ -36,6 +44,9 @@ def _add_route() -> tuple[Any, str]:
     route = _add_static_prefix(ROUTE)
     if route not in {rule.rule for rule in flask_app.url_map.iter_rules()}:
         flask_app.add_url_rule(route, "trackbook_metrics_history", _history_view, methods=["GET"])
+        flask_app.add_url_rule(
+            _add_static_prefix(INDEX_ROUTE), "trackbook_history_index", _index_view, methods=["POST"]
+        )
     return flask_app, route
 
 
@@ -43,9 +54,23 @@ def create_auth_app() -> Any:
     """MLflow's basic-auth app with the bulk history endpoint behind its permission checks."""
     from mlflow.server import auth
 
+    from mlflow.server.handlers import _add_static_prefix
+
     flask_app, route = _add_route()
     auth.BEFORE_REQUEST_VALIDATORS[(route, "GET")] = _can_read_history
+    auth.BEFORE_REQUEST_VALIDATORS[(_add_static_prefix(INDEX_ROUTE), "POST")] = _can_read_index
     return auth.create_app(flask_app)
+
+
+def _can_read_index() -> bool:
+    """The history index tells point counts: READ on the asked runs' experiments, as for their points."""
+    from flask import request
+
+    body = request.get_json(silent=True) or {}
+    run_ids = body.get("run_ids")
+    if not isinstance(run_ids, list) or not all(isinstance(r, str) for r in run_ids):
+        return True  # the view answers 400 and reads nothing
+    return _can_read_runs(run_ids)
 
 
 def _can_read_history() -> bool:
@@ -56,11 +81,15 @@ def _can_read_history() -> bool:
     (MLflow's check loads every run in full).
     """
     from flask import request
+
+    return _can_read_runs(request.args.getlist("run_id"))
+
+
+def _can_read_runs(run_ids: list[str]) -> bool:
     from mlflow.server import auth
     from mlflow.server.auth.permissions import RESOURCE_TYPE_RUN
     from mlflow.server.handlers import _get_tracking_store
 
-    run_ids = request.args.getlist("run_id")
     store = _get_tracking_store()
     engine = getattr(store, "engine", None)
     bulk = getattr(auth, "_authorize_bulk_in_experiments", None)
@@ -120,6 +149,28 @@ def _history_view() -> Any:
     if engine is None:
         return _error(501, "This server's store is not a SQL database; use MLflow's get-history endpoints.")
     return Response(_arrow_stream(store, engine, run_ids, metrics), mimetype=ARROW_STREAM)
+
+
+def _index_view() -> Any:
+    from flask import jsonify, request
+    from mlflow.server.handlers import _get_tracking_store
+
+    from trackbook.store._mlflow_sql import history_index
+
+    body = request.get_json(silent=True) or {}
+    run_ids = body.get("run_ids")
+    if not isinstance(run_ids, list) or not run_ids or not all(isinstance(r, str) for r in run_ids):
+        return _error(400, 'Send a JSON body {"run_ids": ["<run id>", ...]} with at least one run id.')
+    if len(run_ids) > MAX_RUNS:
+        return _error(400, f"At most {MAX_RUNS} run ids per request.")
+    store = _get_tracking_store()
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        return _error(501, "This server's store is not a SQL database; use MLflow's get-run endpoints.")
+    records = history_index(engine, _visible_runs(store, run_ids))
+    return jsonify(
+        {"runs": [{"run_id": r.run_id, "status": r.status, "metrics": r.metric_signatures} for r in records]}
+    )
 
 
 def _arrow_stream(store: Any, engine: Any, run_ids: list[str], metrics: list[str]) -> bytes:
