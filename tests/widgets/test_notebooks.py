@@ -24,6 +24,7 @@ from pathlib import Path
 import nbformat
 import papermill as pm
 import pytest
+import requests
 from mlflow.tracking import MlflowClient
 
 from tests.browser import chromium_page
@@ -184,11 +185,28 @@ def _lab_command(root: Path, tmp_path: Path):
         stop(lab)
 
 
-def _run_all(page) -> None:
+def _kernel_ready(url: str, timeout: float = 120) -> None:
+    """Until the server says the notebook's kernel is idle with the page connected to it.
+
+    On a busy machine Lab may start a kernel, lose it and start another; a Run All sent in
+    between is lost, so the test asks the server rather than the page.
+    """
+    base, token = url.split("/lab/")[0], url.rsplit("token=", 1)[1]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        kernels = requests.get(f"{base}/api/kernels", params={"token": token}, timeout=5).json()
+        if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"no connected idle kernel within {timeout:.0f} s: {kernels}")
+
+
+def _run_all(page, url: str) -> None:
     """Run > Run All Cells, as a user clicks it; accept the kernel Lab offers when it asks for one."""
     started = ("() => document.querySelector('.jp-Dialog') || [...document.querySelectorAll('.jp-InputPrompt')]"
                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))")
     for _ in range(3):
+        _kernel_ready(url)
         page.get_by_role("menuitem", name="Run", exact=True).click(timeout=30_000)
         page.locator("li[data-command='runmenu:run-all']").click(timeout=30_000)
         page.wait_for_function(started, timeout=60_000)
@@ -197,7 +215,6 @@ def _run_all(page) -> None:
             return
         accept.first.click()
         page.wait_for_selector(".jp-Dialog", state="detached", timeout=30_000)
-        page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
     raise AssertionError("JupyterLab kept asking for a kernel")
 
 
@@ -211,7 +228,7 @@ def test_jupyterlab_from_the_lab_command_shows_the_demo_runs_and_a_filter_change
         page.goto(url)
         page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
         page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=120_000)
-        _run_all(page)
+        _run_all(page, url)
         # every cell ran (none waits at [*], the last code cell has its number), or one raised
         page.wait_for_function(
             "() => { const p = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')].map(e => e.innerText);"
