@@ -90,7 +90,7 @@ def _normalise(text: str) -> str:
         raise UnsupportedStoreURI(
             f"{text!r} is a path but neither an Aim repository (no .aim folder inside) nor a "
             f"sqlite file (.db). Pass a URI: sqlite:///path.db, aim:///path, postgresql://..., "
-            f"or http://host:port."
+            f"http://host:port, or tensorboard:///path for a folder of TensorBoard event files."
         )
     scheme = text.split(":", 1)[0].split("+", 1)[0].lower()
     if scheme == "aim":
@@ -102,10 +102,35 @@ def _normalise(text: str) -> str:
         return text
     if scheme in _MLFLOW_SCHEMES:
         return text
+    if scheme == "tensorboard":  # read-only: a folder of event files (SB3's tensorboard_log=)
+        return f"tensorboard://{Path(text[len('tensorboard://'):] or '.').expanduser().resolve()}"
     raise UnsupportedStoreURI(
         f"Unsupported store URI {redact_uri(text)!r} (scheme {scheme!r}). trackbook reads MLflow "
-        f"({', '.join(s + '://' for s in _MLFLOW_SCHEMES[:6])}) and Aim (aim:///path/to/repo)."
+        f"({', '.join(s + '://' for s in _MLFLOW_SCHEMES[:6])}), Aim (aim:///path/to/repo) and "
+        f"TensorBoard folders (tensorboard:///path/to/logs)."
     )
+
+
+#: Stores trackbook reads but never writes, by URI prefix.
+READ_ONLY_PREFIXES = ("tensorboard://",)
+
+
+def check_writable(uri: str) -> str:
+    """``uri`` itself, if trackbook can write runs there.
+
+    Raises:
+        ReadOnlyStore: ``uri`` names a store trackbook only reads (TensorBoard folders).
+    """
+    if uri.startswith(READ_ONLY_PREFIXES):
+        from trackbook.errors import ReadOnlyStore
+
+        raise ReadOnlyStore(
+            f"Cannot write runs to {redact_uri(uri)!r}: a folder of TensorBoard event files is "
+            f"read-only for trackbook. Write to a store that takes writes: MLflow "
+            f"(sqlite:///mlflow.db, postgresql://..., http://host:port) or Aim (aim:///path), e.g. "
+            f"TrackingCallback('sqlite:///mlflow.db'); keep tensorboard_log= for TensorBoard itself."
+        )
+    return uri
 
 
 def redact_uri(uri: str) -> str:

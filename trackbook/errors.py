@@ -62,6 +62,10 @@ class ChainCycle(TrackbookError):
         )
 
 
+class StudyObjectiveUnknown(TrackbookError, ValueError):
+    """A study's objective is named nowhere and no one metric is shared by its finished trials."""
+
+
 class ConfigError(TrackbookError, ValueError):
     """An experiment config is missing, malformed, or has a bad key or value."""
 
@@ -112,3 +116,7 @@ class ReportFailed(TrackbookError):
                 else "No partial notebook was written.")
         super().__init__(f"Report template {self.template.name} failed in cell "
                          f"{exec_count if exec_count is not None else cell_index}: {ename}: {evalue}. {kept}")
+
+
+class ReadOnlyStore(UnsupportedStoreURI):
+    """A writer was given a store trackbook only reads (a folder of TensorBoard event files)."""

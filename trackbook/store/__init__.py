@@ -22,9 +22,10 @@ def connect(uri: Any = None, *, create: bool = False) -> Store:
 
     Args:
         uri: an MLflow tracking URI (``sqlite:///mlflow.db``, ``postgresql://...``,
-            ``http://host:port``), an Aim repository (``aim:///path``), or a path to
-            either. If None, the environment, then the embedded default, decide
-            (see :func:`trackbook._uri.resolve_uri`: the same rule writers follow).
+            ``http://host:port``), an Aim repository (``aim:///path``), a folder of
+            TensorBoard event files (``tensorboard:///path``, read-only), or a path to
+            a sqlite file or Aim repository. If None, the environment, then the embedded
+            default, decide (see :func:`trackbook._uri.resolve_uri`: the same rule writers follow).
         create: start an empty sqlite store when the file does not exist. Off by
             default: reading never writes, so a mistyped path is an error, not a new file.
 
@@ -41,6 +42,10 @@ def connect(uri: Any = None, *, create: bool = False) -> Store:
         from trackbook.store.aim import AimStore
 
         store: Store = AimStore(resolved)
+    elif resolved.startswith("tensorboard://"):
+        from trackbook.store.tensorboard import TensorBoardStore
+
+        store = TensorBoardStore(resolved)
     else:
         from trackbook.store.mlflow import MLflowStore
 
@@ -52,7 +57,11 @@ def connect(uri: Any = None, *, create: bool = False) -> Store:
 # The backends import mlflow / aim; they load when first asked for.
 __getattr__, __dir__ = lazy_exports(
     __name__,
-    {"MLflowStore": "trackbook.store.mlflow:MLflowStore", "AimStore": "trackbook.store.aim:AimStore"},
+    {
+        "MLflowStore": "trackbook.store.mlflow:MLflowStore",
+        "AimStore": "trackbook.store.aim:AimStore",
+        "TensorBoardStore": "trackbook.store.tensorboard:TensorBoardStore",
+    },
     globals(),
 )
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from trackbook._uri import resolve_uri
+from trackbook._uri import check_writable, resolve_uri
 from trackbook.tracking._types import StoreLike
 from trackbook.tracking.base import HealthReport, Tracker
 
@@ -24,8 +24,11 @@ def make_tracker(uri: StoreLike = None, *, backend: str | None = None, **kwargs:
     Example:
         >>> with make_tracker("sqlite:///mlflow.db") as tracker:   # doctest: +SKIP
         ...     tracker.start_run("ppo-cartpole", params={"lr": 3e-4})
+
+    Raises:
+        ReadOnlyStore: the URI names a store trackbook only reads (``tensorboard://``).
     """
-    resolved = resolve_uri(uri, backend=backend)
+    resolved = check_writable(resolve_uri(uri, backend=backend))
     if resolved.startswith("aim://"):
         from trackbook.tracking.aim import AimTracker
 
