@@ -185,8 +185,9 @@ def _lab_command(root: Path, tmp_path: Path):
         stop(lab)
 
 
-def _kernel_ready(url: str, timeout: float = 120) -> None:
-    """Until the server says the notebook's kernel is idle with the page connected to it.
+def _kernel_ready(page, url: str, timeout: float = 180) -> bool:
+    """Until the server says the notebook's kernel is idle with the page connected to it (True), or Lab
+    shows a dialog, asking which kernel to start (False).
 
     On a busy machine Lab may start a kernel, lose it and start another; a Run All sent in
     between is lost, so the test asks the server rather than the page.
@@ -194,27 +195,34 @@ def _kernel_ready(url: str, timeout: float = 120) -> None:
     base, token = url.split("/lab/")[0], url.rsplit("token=", 1)[1]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if page.locator(".jp-Dialog").count():
+            return False
         kernels = requests.get(f"{base}/api/kernels", params={"token": token}, timeout=5).json()
         if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"no connected idle kernel within {timeout:.0f} s: {kernels}")
+            return True
+        page.wait_for_timeout(200)  # a poll interval: the loop ends on the condition above
+    raise AssertionError(f"no connected idle kernel and no dialog within {timeout:.0f} s: {kernels}")
+
+
+def _accept_dialog(page) -> None:
+    page.locator(".jp-Dialog button.jp-mod-accept").first.click(timeout=30_000)
+    page.wait_for_selector(".jp-Dialog", state="detached", timeout=30_000)
 
 
 def _run_all(page, url: str) -> None:
     """Run > Run All Cells, as a user clicks it; accept the kernel Lab offers when it asks for one."""
     started = ("() => document.querySelector('.jp-Dialog') || [...document.querySelectorAll('.jp-InputPrompt')]"
                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.innerText))")
-    for _ in range(3):
-        _kernel_ready(url)
+    for _ in range(4):
+        if not _kernel_ready(page, url):
+            _accept_dialog(page)
+            continue
         page.get_by_role("menuitem", name="Run", exact=True).click(timeout=30_000)
         page.locator("li[data-command='runmenu:run-all']").click(timeout=30_000)
         page.wait_for_function(started, timeout=60_000)
-        accept = page.locator(".jp-Dialog button.jp-mod-accept")
-        if not accept.count():
+        if not page.locator(".jp-Dialog").count():
             return
-        accept.first.click()
-        page.wait_for_selector(".jp-Dialog", state="detached", timeout=30_000)
+        _accept_dialog(page)
     raise AssertionError("JupyterLab kept asking for a kernel")
 
 
