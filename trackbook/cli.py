@@ -33,6 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     rep.add_argument("--parent-run-id", help="the study's parent run (hpo)")
     rep.add_argument("--experiment-name", dest="experiment", help="chain: take the deepest chain of this experiment")
     rep.add_argument("--metrics", nargs="+", help="metrics to show")
+    rep.add_argument("--objective", help="hpo: the metric trials are judged by (default: the study's own)")
+    rep.add_argument("--direction", choices=["maximize", "minimize"], help="hpo: default the study's own")
     rep.add_argument("--title")
     rep.add_argument("-p", "--parameter", action="append", type=_parameter, default=[], metavar="NAME=VALUE",
                      help="any other template parameter (a string)")
@@ -61,6 +63,7 @@ def _report(args: argparse.Namespace) -> int:
 
     params = {k: v for k, v in {
         "run_id": args.run_id, "run_ids": args.run_ids, "parent_run_id": args.parent_run_id,
+        "objective": args.objective, "direction": args.direction,
         "experiment": args.experiment, "metrics": args.metrics, "title": args.title,
     }.items() if v is not None}
     try:

@@ -91,6 +91,11 @@ ROOT_RUN_ID = "root_run_id"
 DEPTH = "depth"
 CHILDREN = "children"
 MISSING_BASE = "missing_base"
+#: ``chains()``: why a run's link is broken (None for a sound one), one of the values below.
+LINK_PROBLEM = "link_problem"
+LINK_CYCLE = "cycle"
+LINK_SELF = "self link"
+LINK_MISSING = "missing base"
 #: ``Chain.links()``: one row per link and metric.
 TIMESTEPS_ADDED = "timesteps_added"
 BEFORE = "before"

@@ -62,6 +62,10 @@ class ChainCycle(TrackbookError):
         )
 
 
+class StudyObjectiveUnknown(TrackbookError, ValueError):
+    """A study's objective is named nowhere and no one metric is shared by its finished trials."""
+
+
 class ConfigError(TrackbookError, ValueError):
     """An experiment config is missing, malformed, or has a bad key or value."""
 

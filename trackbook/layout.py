@@ -87,6 +87,12 @@ PARAM_SPACE_PREFIX = "space."
 MAXIMIZE, MINIMIZE = "maximize", "minimize"
 DIRECTIONS = (MAXIMIZE, MINIMIZE)
 
+#: What ``optuna_integration.MLflowCallback`` writes on each trial run: tags with the
+#: trial's number, its state (once finished) and the study's direction (upper case).
+OPTUNA_TAG_NUMBER = "number"
+OPTUNA_TAG_STATE = "state"
+OPTUNA_TAG_DIRECTION = "direction"
+
 #: Trial states, in Optuna's names.
 COMPLETE = "COMPLETE"
 PRUNED = "PRUNED"

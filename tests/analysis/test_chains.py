@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import trackbook as tb
@@ -113,8 +114,12 @@ def test_tree_reports_cycles_and_missing_bases(scratch_store):
     a, b = make("a"), make("b")
     client.set_tag(a, "base_model_run_id", b)
     client.set_tag(b, "base_model_run_id", a)
-    with pytest.raises(tb.ChainCycle) as info:
-        tb.chain_tree(store, "chains")
+    # issue 14 item 3: a cycle is rows with a reason, not an exception for the whole tree
+    tree = tb.chain_tree(store, "chains").set_index(C.NAME)
+    assert tree.loc[["a", "b"], C.LINK_PROBLEM].tolist() == [C.LINK_CYCLE, C.LINK_CYCLE]
+    assert tree.loc["child", "root_run_id"] == root and pd.isna(tree.loc["child", C.LINK_PROBLEM])
+    with pytest.raises(tb.ChainCycle) as info:  # the chain *of* a run in the cycle still raises
+        tb.chain(store, a)
     assert set(info.value.run_ids) == {a, b}
 
 

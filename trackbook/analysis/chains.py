@@ -143,17 +143,18 @@ def chain(store: Store, run_id: str) -> Chain:
     seen = {run_id: 0}
     missing = None
     while True:
-        base = walked[-1][C.BASE_RUN_ID]
-        if base is None or (isinstance(base, float) and np.isnan(base)):
+        raw = walked[-1][C.BASE_RUN_ID]
+        if not isinstance(raw, str) or not raw.strip():
+            break
+        base = base_id(store, raw)
+        if base is None:
+            missing = raw  # not a run id: never sent to a query
             break
         if base in seen:
             raise ChainCycle([*(r[C.RUN_ID] for r in walked[seen[base] :]), base])
-        if not store.run_id_pattern.fullmatch(str(base)):
-            missing = str(base)  # not a run id: never sent to a query
-            break
         row = lookup(base)
         if row is None:
-            missing = base
+            missing = raw
             break
         seen[base] = len(walked)
         walked.append(row)
@@ -166,78 +167,126 @@ def chain(store: Store, run_id: str) -> Chain:
 def chain_tree(store: Store, experiment: str, *, include_single: bool = False) -> pd.DataFrame:
     """Every enhancement chain of an experiment as one tree table.
 
-    Bases in other experiments are followed (and listed). A base that names no
-    readable run, or is not a run id at all, is marked in ``missing_base`` and its run
-    is treated as a root.
+    Bases in other experiments are followed (and listed). A base id is matched with
+    surrounding whitespace removed and, if it names no run as written, in lower case.
+    A broken link never stops the table: its run is a row with the reason in
+    ``link_problem`` (``cycle``, ``self link``, ``missing base``) and is treated as a
+    root; a cycle is cut at its earliest-started run, so the runs continuing it still
+    hang below. ``missing_base`` keeps the tag's value where the base names no readable
+    run (deleted, in another store, or not a run id at all).
+
+    Example:
+        >>> tree = tb.chain_tree(store, "ppo-cartpole")                # doctest: +SKIP
+        >>> tree[tree["link_problem"].notna()]                          # doctest: +SKIP
 
     Args:
         include_single: also list runs that neither continue nor are continued.
 
     Returns:
         The columns of ``Store.runs()`` plus ``root_run_id``, ``depth`` (root = 0),
-        ``children`` (enhancements of the run) and ``missing_base``, ordered root by
-        root, each tree depth-first.
-
-    Raises:
-        ChainCycle: the tags of some runs form a loop.
+        ``children`` (enhancements of the run), ``missing_base`` and ``link_problem``,
+        ordered root by root, each tree depth-first. ``base_run_id`` holds the matched
+        run id.
     """
     runs = store.runs(experiment)
     known = {rid: row for rid, row in zip(runs[C.RUN_ID], (r for _, r in runs.iterrows()), strict=True)}
-    missing: dict[str, str] = {}
-    wanted = set(runs[C.BASE_RUN_ID].dropna()) - set(known)
+    unreadable: set[str] = set()
+
+    def wanted_bases(rows) -> set[str]:
+        ids = {base_id(store, b) for b in rows if isinstance(b, str)}
+        return {b for b in ids if b is not None and b not in known and b not in unreadable}
+
+    wanted = wanted_bases(runs[C.BASE_RUN_ID])
     while wanted:  # bases in other experiments, a query per level of the tree
-        ids = [b for b in wanted if store.run_id_pattern.fullmatch(str(b))]
-        found = store.runs(run_ids=ids) if ids else runs.iloc[:0]
+        found = store.runs(run_ids=sorted(wanted))
         for _, row in found.iterrows():
             known[row[C.RUN_ID]] = row
-        for base in wanted - set(known):
-            missing[base] = base
-        wanted = {b for b in found[C.BASE_RUN_ID].dropna() if b not in known and b not in missing}
+        unreadable |= wanted - set(known)
+        wanted = wanted_bases(found[C.BASE_RUN_ID])
 
-    def base_of(rid: str) -> str | None:
-        base = known[rid][C.BASE_RUN_ID]
-        return None if not isinstance(base, str) or base in missing else base
+    base: dict[str, str | None] = {}
+    problem: dict[str, str] = {}
+    missing: dict[str, str] = {}
+    for rid, row in known.items():
+        raw = row[C.BASE_RUN_ID]
+        resolved = base_id(store, raw) if isinstance(raw, str) and raw.strip() else None
+        base[rid] = None
+        if not isinstance(raw, str) or not raw.strip():
+            continue
+        if resolved is None or resolved not in known:
+            problem[rid], missing[rid] = C.LINK_MISSING, raw
+        elif resolved == rid:
+            problem[rid] = C.LINK_SELF
+        else:
+            base[rid] = resolved
+
+    def started(rid: str):
+        return (known[rid][C.START_TIME], rid)
+
+    done: set[str] = set()
+    for rid in known:  # find cycles without recursion; cut each at its earliest-started run
+        path: list[str] = []
+        on_path: dict[str, int] = {}
+        cur = rid
+        while cur is not None and cur not in done:
+            if cur in on_path:
+                members = path[on_path[cur]:]
+                for member in members:
+                    problem[member] = C.LINK_CYCLE
+                base[min(members, key=started)] = None
+                break
+            on_path[cur] = len(path)
+            path.append(cur)
+            cur = base[cur]
+        done.update(path)
 
     children: dict[str, list[str]] = {}
     for rid in known:
-        base = base_of(rid)
-        if base is not None:
-            children.setdefault(base, []).append(rid)
-    roots, depth = [], {}
+        if base[rid] is not None:
+            children.setdefault(base[rid], []).append(rid)
+    depth: dict[str, int] = {}
     for rid in known:
-        walked, cur = [rid], base_of(rid)
+        walked, cur = [rid], base[rid]
         while cur is not None and cur not in depth:  # find the root, without recursion
-            if cur in walked:
-                raise ChainCycle(walked[walked.index(cur):] + [cur])
             walked.append(cur)
-            cur = base_of(cur)
+            cur = base[cur]
         level = -1 if cur is None else depth[cur]
         for r in reversed(walked):
             level += 1
             depth[r] = level
-        if depth[rid] == 0:
-            roots.append(rid)
+    roots = [rid for rid in known if base[rid] is None]
     rows, root_of = [], {}
-    for root in sorted(roots, key=lambda r: (known[r][C.START_TIME], r)):
+    for root in sorted(roots, key=started):
         stack = [root]
         while stack:
             rid = stack.pop()
             root_of[rid] = root
             rows.append(rid)
-            stack.extend(sorted(children.get(rid, []), key=lambda r: (known[r][C.START_TIME], r), reverse=True))
+            stack.extend(sorted(children.get(rid, []), key=started, reverse=True))
     tree = pd.DataFrame([known[r] for r in rows]).reset_index(drop=True)
     if tree.empty:
-        return tree.assign(**{C.ROOT_RUN_ID: [], C.DEPTH: [], C.CHILDREN: [], C.MISSING_BASE: []})
+        return tree.assign(**{C.ROOT_RUN_ID: [], C.DEPTH: [], C.CHILDREN: [], C.MISSING_BASE: [], C.LINK_PROBLEM: []})
+    tree[C.BASE_RUN_ID] = pd.Series([base[r] if base[r] is not None else known[r][C.BASE_RUN_ID] for r in rows],
+                                    dtype=object)
     tree[C.ROOT_RUN_ID] = [root_of[r] for r in rows]
     tree[C.DEPTH] = [depth[r] for r in rows]
     tree[C.CHILDREN] = [len(children.get(r, ())) for r in rows]
-    tree[C.MISSING_BASE] = pd.Series(
-        [known[r][C.BASE_RUN_ID] if known[r][C.BASE_RUN_ID] in missing else None for r in rows], dtype=object
-    )
+    tree[C.MISSING_BASE] = pd.Series([missing.get(r) for r in rows], dtype=object)
+    tree[C.LINK_PROBLEM] = pd.Series([problem.get(r) for r in rows], dtype=object)
     if not include_single:
         in_chain = tree.groupby(C.ROOT_RUN_ID)[C.RUN_ID].transform("size") > 1
-        tree = tree[in_chain | tree[C.MISSING_BASE].notna()].reset_index(drop=True)
+        tree = tree[in_chain | tree[C.LINK_PROBLEM].notna()].reset_index(drop=True)
     return tree
+
+
+def base_id(store: Store, value: str) -> str | None:
+    """The run id a ``base_model_run_id`` value names: whitespace around it removed and,
+    for a store whose ids are lower case, upper case lowered; None if it is not a run id."""
+    text = value.strip()
+    if store.run_id_pattern.fullmatch(text):
+        return text
+    lowered = text.lower()
+    return lowered if store.run_id_pattern.fullmatch(lowered) else None
 
 
 def _logged(run: pd.Series, metric: str) -> int | None:

@@ -4,12 +4,14 @@ The layout is the one :func:`trackbook.hpo.optimize` writes and the RL trading s
 HPO scripts wrote (:mod:`trackbook.layout`): the parent carries the params ``direction`` (``maximize``/``minimize``) and
 ``objective`` (the metric the study optimises); each trial is a child run (MLflow's
 ``mlflow.parentRunId``) with its hyper-parameters as params, the tag ``trial_number``
-and the metric ``objective``. Studies written by other tools read too: what is not
-there is inferred (trial numbers from start order) or asked for (``direction=``).
+and the metric ``objective``. Studies written by hand or by Optuna's
+``MLflowCallback`` read too (see :func:`study`): what is not there is read from
+Optuna's tags, inferred with a warning, or asked for (``objective=``, ``direction=``).
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -17,7 +19,7 @@ import pandas as pd
 
 from trackbook import columns as C
 from trackbook import layout as L
-from trackbook.errors import RunNotFound, TrackbookError
+from trackbook.errors import RunNotFound, StudyObjectiveUnknown, TrackbookError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -142,16 +144,30 @@ def study(store: Store, parent_run_id: str, *, direction: str | None = None,
           objective: str | None = None) -> Study:
     """The hyper-parameter study whose parent run is ``parent_run_id``.
 
+    Studies written by hand or by other tools read too. Trials are numbered by their
+    ``trial_number`` tag, else Optuna's ``number`` tag (``optuna_integration.MLflowCallback``),
+    else start order; their state is the ``trial_state`` tag, else Optuna's ``state`` tag,
+    else the run's status. The objective metric is ``objective``, else the parent's
+    ``objective`` param, else the one metric every finished trial logged; the direction
+    is ``direction``, else the parent's ``direction`` param, else the trials' Optuna
+    ``direction`` tag, else read from the metric's name (loss, error: minimize; see
+    :func:`trackbook.layout.metric_goal`) with a warning that it was inferred.
+
     Example:
         >>> study = tb.study(store, parent_run_id)     # doctest: +SKIP
+        >>> study = tb.study(store, sweep_id, objective="val_loss", direction="minimize")  # doctest: +SKIP
         >>> study.best, study.importance()             # doctest: +SKIP
 
     Args:
-        direction: overrides the parent's ``direction`` param (default maximize).
-        objective: overrides the metric a trial's objective falls back to.
+        direction: ``"maximize"`` or ``"minimize"``; overrides what the runs say.
+        objective: the metric a trial's objective is read from (when it logged no
+            ``objective`` metric); overrides the parent's ``objective`` param.
 
     Raises:
         RunNotFound: no such run, or it has no child runs.
+        StudyObjectiveUnknown: the objective is named nowhere and the finished trials
+            share no single metric (pass ``objective=``).
+        ValueError: ``direction`` is neither maximize nor minimize.
     """
     parent = store.lookup([parent_run_id]).iloc[0]
     siblings = store.runs(parent[C.EXPERIMENT_ID])
@@ -161,21 +177,28 @@ def study(store: Store, parent_run_id: str, *, direction: str | None = None,
             f"Run {parent_run_id} ({parent[C.NAME]!r}) has no child runs in experiment "
             f"{parent[C.EXPERIMENT]!r}, so it is not a study parent. tb.study_list(store, experiment) lists the studies."
         )
-    direction = (direction or _param(parent, L.PARAM_DIRECTION) or L.MAXIMIZE).lower()
-    if direction not in (L.MAXIMIZE, L.MINIMIZE):
-        raise ValueError(f"direction={direction!r}: a study goes 'maximize' or 'minimize'.")
-    objective = objective or _param(parent, L.PARAM_OBJECTIVE)
+    objective, direction = _resolve(parent, trials, objective, direction)
     return Study(store, parent, _trials_frame(trials, objective), direction, objective)
 
 
-def study_list(store: Store, experiment: str) -> pd.DataFrame:
+def study_list(store: Store, experiment: str, *, objective: str | None = None,
+               direction: str | None = None) -> pd.DataFrame:
     """The studies of an experiment: one row per parent run.
+
+    Example:
+        >>> tb.study_list(store, "sweeps", objective="val_loss", direction="minimize")  # doctest: +SKIP
+
+    Args:
+        objective, direction: as for :func:`study`, for every study of the experiment.
+            A study whose objective cannot be told is listed with a NaN
+            ``best_objective`` (and a warning) rather than failing the list.
 
     Returns:
         Columns ``run_id``, ``name``, ``status``, ``start_time``, ``direction``,
         ``n_trials``, one count per trial state (``COMPLETE``, ``PRUNED``, ``FAIL``,
         ``RUNNING``) and ``best_objective``.
     """
+    _check_direction(direction)
     runs = store.runs(experiment)
     is_trial = runs[C.PARENT_RUN_ID].notna()
     rows = []
@@ -184,20 +207,101 @@ def study_list(store: Store, experiment: str) -> pd.DataFrame:
         if parents.empty:
             continue
         parent = parents.iloc[0]
-        direction = (_param(parent, L.PARAM_DIRECTION) or L.MAXIMIZE).lower()
-        frame = _trials_frame(trials, _param(parent, L.PARAM_OBJECTIVE))
+        try:
+            metric, goal = _resolve(parent, trials, objective, direction)
+        except StudyObjectiveUnknown as exc:
+            warnings.warn(str(exc), UserWarning, stacklevel=2)
+            metric, goal = None, direction or _param(parent, L.PARAM_DIRECTION) or L.MAXIMIZE
+        frame = _trials_frame(trials, metric)
         done = frame.loc[frame[C.STATE] == L.COMPLETE, C.OBJECTIVE].astype(float)
         done = done[np.isfinite(done)]
-        best = (done.max() if direction == L.MAXIMIZE else done.min()) if len(done) else np.nan
+        best = (done.max() if goal == L.MAXIMIZE else done.min()) if len(done) else np.nan
         counts = frame[C.STATE].value_counts()
         rows.append({
             C.RUN_ID: parent_id, C.NAME: parent[C.NAME], C.STATUS: parent[C.STATUS],
-            C.START_TIME: parent[C.START_TIME], C.DIRECTION: direction, C.N_TRIALS: len(frame),
+            C.START_TIME: parent[C.START_TIME], C.DIRECTION: goal, C.N_TRIALS: len(frame),
             **{state: int(counts.get(state, 0)) for state in _COUNTED_STATES},
             C.BEST_OBJECTIVE: best,
         })
     columns = [C.RUN_ID, C.NAME, C.STATUS, C.START_TIME, C.DIRECTION, C.N_TRIALS, *_COUNTED_STATES, C.BEST_OBJECTIVE]
     return pd.DataFrame(rows, columns=columns).sort_values(C.START_TIME, ignore_index=True)
+
+
+def _check_direction(direction: str | None) -> str | None:
+    if direction is None:
+        return None
+    if str(direction).lower() not in L.DIRECTIONS:
+        raise ValueError(f"direction={direction!r}: a study goes 'maximize' or 'minimize'.")
+    return str(direction).lower()
+
+
+def _resolve(parent: pd.Series, trials: pd.DataFrame, objective: str | None,
+             direction: str | None) -> tuple[str | None, str]:
+    """The objective metric (None: the trials' own ``objective`` metric) and the direction."""
+    direction = _check_direction(direction) or _check_direction(_param(parent, L.PARAM_DIRECTION))
+    inferred = []
+    objective = objective or _param(parent, L.PARAM_OBJECTIVE)
+    if objective is None and not _metric(trials, L.METRIC_OBJECTIVE).notna().any():
+        objective = _shared_metric(parent, trials)
+        inferred.append(f"objective {objective!r} (the one metric every finished trial logged)")
+    if direction is None:
+        direction = _optuna_direction(trials)
+    if direction is None:
+        metric = objective or L.METRIC_OBJECTIVE
+        direction = L.MAXIMIZE if L.metric_goal(metric) == L.MAX else L.MINIMIZE
+        inferred.append(f"direction {direction!r} (from the name {metric!r})")
+    if inferred:
+        warnings.warn(
+            f"Study {parent[C.NAME]!r} ({parent[C.RUN_ID]}): inferred {' and '.join(inferred)}; pass "
+            f"objective= and direction= to tb.study / tb.study_list to say otherwise.", UserWarning, stacklevel=3)
+    return objective, direction
+
+
+def _shared_metric(parent: pd.Series, trials: pd.DataFrame) -> str:
+    """The one metric every finished trial logged; StudyObjectiveUnknown if none or several."""
+    state = _states(trials)
+    finished = trials[state == L.COMPLETE]
+    columns = [c for c in trials.columns if c.startswith(C.METRICS_PREFIX)]
+    shared = [c[len(C.METRICS_PREFIX):] for c in columns if len(finished) and finished[c].notna().all()]
+    if len(shared) == 1:
+        return shared[0]
+    logged = sorted(c[len(C.METRICS_PREFIX):] for c in columns if trials[c].notna().any())
+    found = (f"the {len(finished)} finished trials share {shared}" if shared else
+             f"no metric is logged by all {len(finished)} finished trials")
+    raise StudyObjectiveUnknown(
+        f"Which metric is the objective of study {parent[C.NAME]!r} ({parent[C.RUN_ID]})? Neither the call nor the "
+        f"parent's '{L.PARAM_OBJECTIVE}' param names it, and {found} (trials logged: {', '.join(logged) or 'none'}). "
+        f"Pass it: tb.study(store, {parent[C.RUN_ID]!r}, objective=\"{(shared or logged or ['<metric>'])[0]}\")."
+    )
+
+
+def _optuna_direction(trials: pd.DataFrame) -> str | None:
+    """The direction ``optuna_integration.MLflowCallback`` tagged on every trial, if they agree."""
+    tagged = trials.get(C.TAGS_PREFIX + L.OPTUNA_TAG_DIRECTION)
+    if tagged is None:
+        return None
+    values = {str(v).lower() for v in tagged.dropna()}
+    return values.pop() if len(values) == 1 and values <= set(L.DIRECTIONS) else None
+
+
+def _tag_numbers(trials: pd.DataFrame, tag: str) -> pd.Series | None:
+    column = C.TAGS_PREFIX + tag
+    if column not in trials:
+        return None
+    numbers = pd.to_numeric(trials[column], errors="coerce")
+    whole = numbers.notna().all() and (numbers == numbers.round()).all() and numbers.is_unique
+    return numbers if whole else None
+
+
+def _states(trials: pd.DataFrame) -> pd.Series:
+    """Each trial's state: its ``trial_state`` tag, else Optuna's ``state`` tag, else its status."""
+    state = trials[C.STATUS].map(_STATES).fillna(L.FAIL)
+    for tag in (L.OPTUNA_TAG_STATE, L.TAG_TRIAL_STATE):  # the later one wins
+        tagged = trials.get(C.TAGS_PREFIX + tag)
+        if tagged is not None:
+            tagged = tagged.where(tagged.isin(L.TRIAL_STATES))
+            state = tagged.where(tagged.notna(), state)
+    return state
 
 
 def completed_trials(trials: pd.DataFrame) -> pd.DataFrame:
@@ -213,17 +317,16 @@ def spans_decades(values: pd.Series) -> bool:
 
 def _trials_frame(trials: pd.DataFrame, objective_metric: str | None) -> pd.DataFrame:
     trials = trials.sort_values([C.START_TIME, C.RUN_ID], kind="stable")
-    tag_numbers = pd.to_numeric(trials.get(C.TAGS_PREFIX + L.TAG_TRIAL_NUMBER), errors="coerce")
-    numbers = tag_numbers if tag_numbers is not None and tag_numbers.notna().all() else pd.Series(
-        np.arange(len(trials)), index=trials.index)
+    numbers = _tag_numbers(trials, L.TAG_TRIAL_NUMBER)
+    if numbers is None:
+        numbers = _tag_numbers(trials, L.OPTUNA_TAG_NUMBER)
+    if numbers is None:
+        numbers = pd.Series(np.arange(len(trials)), index=trials.index)
     objective = _metric(trials, L.METRIC_OBJECTIVE)
+    state = _states(trials)
     if objective_metric:
         fallback = _metric(trials, objective_metric).where(trials[C.STATUS] == C.FINISHED)
         objective = objective.fillna(fallback)
-    state = trials[C.STATUS].map(_STATES).fillna(L.FAIL)
-    tagged = trials.get(C.TAGS_PREFIX + L.TAG_TRIAL_STATE)
-    if tagged is not None:
-        state = tagged.where(tagged.notna(), state)
     # Optuna marks a trial whose objective is NaN as failed; so do we.
     state = state.where(~((state == L.COMPLETE) & objective.isna()), L.FAIL)
     frame = pd.DataFrame({

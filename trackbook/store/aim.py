@@ -198,8 +198,9 @@ def _raw_series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
-    meta = run.get(L.AIM_TRACKBOOK_KEY, None) or {}
-    status = meta.get("status") or (C.RUNNING if run.active else C.FINISHED)
+    meta = run.get(L.AIM_TRACKBOOK_KEY, None)
+    meta = meta if isinstance(meta, dict) else {}
+    status = meta.get(L.AIM_STATUS) or (C.RUNNING if run.active else C.FINISHED)
     end_time = None if status == C.RUNNING else run.end_time
     experiment = run.experiment or ""
     return RunRecord(
@@ -210,12 +211,42 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
         status=status,
         start_time=None if run.creation_time is None else run.creation_time * 1000.0,
         end_time=None if end_time is None else end_time * 1000.0,
-        params=_flatten(run.get(L.AIM_PARAMS_KEY, None) or {}),
-        tags={str(k): str(v) for k, v in (run.get(L.AIM_TAGS_KEY, None) or {}).items()},
+        params=_params(run.get(L.AIM_PARAMS_KEY, None)),
+        tags=_tags(run),
         metrics=_last_values(run),
-        parent_run_id=meta.get("parent_run_id"),
-        last_activity=meta.get("heartbeat"),
+        parent_run_id=meta.get(L.AIM_PARENT_RUN_ID),
+        last_activity=meta.get(L.AIM_HEARTBEAT),
     )
+
+
+def _params(hparams: Any) -> dict[str, Any]:
+    """``run["hparams"]`` as params: a dict flattened with dots; anything else Aim users
+    store there (a string, a list) kept whole as the one param ``hparams``."""
+    if hparams is None:
+        return {}
+    if isinstance(hparams, dict):
+        return _flatten(hparams)
+    return {L.AIM_PARAMS_KEY: hparams}
+
+
+def _tags(run: Any) -> dict[str, str]:
+    """Key-value tags from ``run["tags"]`` (a dict), and value-less ones (shown with an
+    empty value) from a list or string there and from Aim's own tags (``run.add_tag``)."""
+    stored = run.get(L.AIM_TAGS_KEY, None)
+    tags: dict[str, str] = {}
+    if isinstance(stored, dict):
+        tags.update({str(k): str(v) for k, v in stored.items()})
+    elif isinstance(stored, list | tuple | set):
+        tags.update({str(t): "" for t in stored})
+    elif stored is not None:
+        tags[str(stored)] = ""
+    try:
+        own = run.tags  # Aim's tags live in its SQL side; a read-only copy may lack them
+    except Exception:  # noqa: BLE001 - without them the run still reads
+        own = []
+    for tag in own or []:
+        tags.setdefault(str(getattr(tag, "name", tag)), "")
+    return tags
 
 
 def _last_values(run: Any) -> dict[str, float]:

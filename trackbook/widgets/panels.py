@@ -62,15 +62,22 @@ def _experiment_of(store: Any, run_id: str | None, experiment: str | None, arg: 
 class RunBrowser(Panel):
     """Pick an experiment, filter and sort its runs, select some, plot their metrics.
 
+    An experiment of thousands of runs opens on its first page (``page_size`` runs in the
+    sort order): the table and, when no run is selected, the figure show that page.
+
     Attributes:
-        selected: the selected runs' rows (all shown runs when none is selected).
+        selected: the selected runs' rows (the runs of the current page when none is selected).
         selected_ids: their run ids.
     """
 
-    def __init__(self, store: Any, experiment: str | None = None, *, metrics: Sequence[str] | None = None) -> None:
+    def __init__(self, store: Any, experiment: str | None = None, *, metrics: Sequence[str] | None = None,
+                 page_size: int = 25) -> None:
         super().__init__()
         self.store = store
         self.runs = pd.DataFrame()
+        self.page_size = page_size
+        #: Which page of ``page_size`` runs the table shows (and the figure, when none is selected).
+        self.page = W.BoundedIntText(description="Page", value=1, min=1, max=1, layout=W.Layout(width="160px"))
         self.experiment = W.Dropdown(description="Experiment")
         self.status_filter = W.Dropdown(description="Status", options=[_ALL, *C.STATUSES], value=_ALL)
         self.filter = W.Text(description="Filter", placeholder="e.g. params.learning_rate > 1e-4",
@@ -87,7 +94,7 @@ class RunBrowser(Panel):
         self._wanted_metrics = list(metrics or [])
         self.widget.children = [
             W.HBox([self.experiment, self.status_filter]), W.HBox([self.filter, self.sort, self.descending]),
-            self.status, W.HBox([self.run_select, self.metric_select]), self.group_by, self.table,
+            self.status, W.HBox([self.run_select, self.metric_select]), W.HBox([self.group_by, self.page]), self.table,
             self.groups_table, self.figure,
         ]
         self.guarded(lambda: self._load_experiments(experiment))
@@ -97,6 +104,7 @@ class RunBrowser(Panel):
         for control in (self.run_select, self.metric_select):
             control.observe(self.debounced(self.plot), "value")
         self.group_by.observe(lambda _: self.guarded(self.plot), "value")
+        self.page.observe(lambda _: self.guarded(self._show_page), "value")
         self.guarded(self.refresh)
 
     def _load_experiments(self, experiment: str | None) -> None:
@@ -114,9 +122,15 @@ class RunBrowser(Panel):
         self.experiment.value = experiment
 
     @property
+    def page_runs(self) -> pd.DataFrame:
+        """The runs of the current page, in the sort order."""
+        start = (self.page.value - 1) * self.page_size
+        return self.runs.iloc[start : start + self.page_size]
+
+    @property
     def selected(self) -> pd.DataFrame:
         chosen = list(self.run_select.value)
-        return self.runs[self.runs[C.RUN_ID].isin(chosen)] if chosen else self.runs
+        return self.runs[self.runs[C.RUN_ID].isin(chosen)] if chosen else self.page_runs
 
     @property
     def selected_ids(self) -> list[str]:
@@ -148,14 +162,25 @@ class RunBrowser(Panel):
             keep = self.group_by.value if self.group_by.value in options else _NO_GROUPS
             self.group_by.options = options
             self.group_by.value = keep
-        shown = [C.NAME, C.STATUS, C.START_TIME, C.DURATION, *[C.METRICS_PREFIX + m for m in chosen]]
-        self.table.value = table_html(self.runs[[c for c in shown if c in self.runs]])
-        if len(self.runs):
+        pages = max(1, -(-len(self.runs) // self.page_size))
+        self.page.max = pages
+        self.page.value = min(self.page.value, pages)
+        if len(self.runs) > self.page_size:
+            self.message(f"{len(self.runs)} runs match; page {self.page.value} of {pages} shown "
+                         f"({self.page_size} a page; select runs to plot others).")
+        elif len(self.runs):
             self.message(f"{len(self.runs)} runs match")
         elif self.filter.value.strip() or status:
             self.message("0 runs match: loosen the filter or the status.")
         else:
             self.message(f"Experiment {self.experiment.value!r} has no runs yet.")
+        self._show_page()
+
+    def _show_page(self) -> None:
+        chosen = list(self.metric_select.value)
+        shown = [C.NAME, C.STATUS, C.START_TIME, C.DURATION, *[C.METRICS_PREFIX + m for m in chosen]]
+        page = self.page_runs
+        self.table.value = table_html(page[[c for c in shown if c in page]], max_rows=self.page_size)
         self.plot()
 
     def plot(self) -> None:
