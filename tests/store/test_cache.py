@@ -36,7 +36,9 @@ def test_default_root_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_root() == tmp_path / "home" / ".cache" / "trackbook"
+    assert HistoryCache("sqlite:///x.db").folder.parent == tmp_path / "home" / ".cache" / "trackbook" / "history"
     assert HistoryCache("sqlite:///x.db", tmp_path).folder.parent == tmp_path / "history"
+    HistoryCache("never written", tmp_path).clear()  # nothing to clear is no error
     assert HistoryCache("sqlite:///x.db", tmp_path).folder != HistoryCache("sqlite:///y.db", tmp_path).folder
 
 
@@ -45,6 +47,8 @@ def test_a_hit_returns_the_points_only_while_signatures_match(tmp_path):
     assert cache.get_many({"r1": {"a": 1}}) == (None, ["r1"])
     cache.put("r1", pd.concat([A, B], ignore_index=True), {"a": [2, 20, 2.5], "b": [1, 11, -1.0]}, complete=True)
     rows, missed = _get(cache, {"r1": {"a": [2, 20, 2.5], "b": [1, 11, -1.0]}})
+    assert list(cache.get_many({"r1": {"b": [1, 11, -1.0]}})[0].columns) == [C.RUN_ID, C.METRIC, C.STEP, C.VALUE,
+                                                                             C.TIMESTAMP]
     assert missed == [] and rows == [("r1", "a", 1, 1.5, 10), ("r1", "a", 2, 2.5, 20), ("r1", "b", 1, -1.0, 11)]
     assert _get(cache, {"r1": {"b": [1, 11, -1.0]}}) == ([("r1", "b", 1, -1.0, 11)], [])
     assert _get(cache, {"r1": {"a": [3, 30, 1.0]}}) == ([], ["r1"])  # a new point: stale
@@ -89,5 +93,6 @@ def test_a_cache_that_cannot_be_written_warns_and_loses_nothing_asked(tmp_path, 
     cache = HistoryCache("store", blocker)  # its folder would be under a file
     with caplog.at_level(logging.WARNING, logger="trackbook.store._cache"):
         cache.put("r1", A, {"a": 1}, complete=True)
-    assert "could not cache the history of run r1" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        f"trackbook: could not cache the history of run r1 under {cache.folder}"]
     assert cache.get_many({"r1": {"a": 1}}) == (None, ["r1"])

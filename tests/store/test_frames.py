@@ -205,3 +205,43 @@ def test_downsample_with_nan_values_keeps_the_finite_extremes():
     assert out[C.STEP].tolist() == [0, 10, 11, 39]
     all_nan = downsample(_series_history(40, values=[np.nan] * 40), 4)
     assert all_nan[C.STEP].tolist() == [0, 39]
+
+
+def test_finish_history_sorts_steps_within_one_series_and_types_float_steps():
+    two = finish_history(_points([("r1", "a", 2, 2.0, 1), ("r1", "a", 1, 1.0, 1)]), ["r1"])
+    assert two[C.STEP].tolist() == [1, 2]
+    three = finish_history(_points([("r1", "a", 1, 1.0, 1), ("r1", "a", 3, 3.0, 1), ("r1", "a", 2, 2.0, 1)]), ["r1"])
+    assert three[C.STEP].tolist() == [1, 2, 3]
+    floats = _points([("r1", "a", 1.0, 1, 1), ("r1", "a", 2.0, 2, 1)]).astype({C.STEP: "float64", C.VALUE: "int64"})
+    out = finish_history(floats, ["r1"])
+    assert out[C.STEP].dtype == "int64" and out[C.VALUE].dtype == "float64"
+
+
+def test_missing_params_stay_none_in_a_text_column_and_tag_values_are_kept():
+    records = [_record(1, params={"algo": "ppo"}, tags={"team": "a"}), _record(2, params={}, tags={})]
+    frame = runs_frame(records).set_index(C.NAME)
+    assert frame.loc["r2", "params.algo"] is None and frame.loc["r1", "params.algo"] == "ppo"
+    assert frame.loc["r1", "tags.team"] == "a"
+    assert runs_frame(records).index.tolist() == [0, 1]
+
+
+def test_to_utc_keeps_the_index_and_status_errors_list_every_status():
+    assert to_utc(pd.Series([0, 1500], index=[5, 7])).index.tolist() == [5, 7]
+    assert to_utc(pd.Series([0.0, 1500.0], index=[5, 7])).index.tolist() == [5, 7]
+    with pytest.raises(ValueError, match=r"use one of RUNNING, SCHEDULED, FINISHED, FAILED, KILLED\.$"):
+        check_statuses(["FINISHED", "done"])
+
+
+def test_downsample_buckets_round_down_and_a_series_of_exactly_max_points_stays_whole():
+    values = [0.0] * 40
+    values[13], values[27] = 100.0, -50.0
+    small = downsample(_series_history(40, values=values), 10)  # 10 // 4 = 2 buckets, not 2.5
+    assert small[C.STEP].tolist() == [0, 13, 19, 20, 27, 39]
+    assert list(small.columns) == C.HISTORY_COLUMNS and small.index.tolist() == list(range(6))
+    long = _series_history(40, runs=("a",))
+    exact = _series_history(4, runs=("c",))
+    both = finish_history(pd.concat([long.astype({C.RUN_ID: str, C.METRIC: str}),
+                                     exact.astype({C.RUN_ID: str, C.METRIC: str})]).assign(
+        **{C.TIMESTAMP: lambda f: f[C.STEP]}), ["a", "c"])
+    out = downsample(both, 4)
+    assert out.groupby(C.RUN_ID, observed=True)[C.STEP].apply(list).to_dict() == {"a": [0, 39], "c": [0, 1, 2, 3]}
