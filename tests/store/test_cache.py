@@ -6,7 +6,6 @@ import logging
 
 import pandas as pd
 import pyarrow.parquet as pq
-import pytest
 
 from trackbook import columns as C
 from trackbook.store._cache import HistoryCache, default_root
