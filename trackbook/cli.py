@@ -1,4 +1,5 @@
-"""``trackbook`` on the command line: ``trackbook report KIND ... -o out.html``."""
+"""``trackbook`` on the command line: ``trackbook report KIND ... -o out.html``, ``trackbook serve``,
+``trackbook sync``."""
 
 from __future__ import annotations
 
@@ -47,9 +48,18 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--port", type=int, default=5000, help="mlflow server port")
     srv.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (a free one by default)")
     srv.add_argument("--workers", type=int, default=4, help="mlflow server worker processes")
+    syn = sub.add_parser("sync", help="deliver the journals of runs whose writes did not reach their store",
+                         description="Deliver every pending run journal (a server down when a script ended, a "
+                                     "killed process, offline runs) to its store, exactly once and in order.")
+    syn.add_argument("--status", action="store_true", help="list what is pending; deliver nothing")
+    syn.add_argument("--store", dest="store_uri", help="only the journals written for this store URI")
+    syn.add_argument("--run", dest="local_id", help="only this journal (a local id, local-...)")
+    syn.add_argument("--discard", metavar="LOCAL_ID", help="delete this journal without delivering it")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "sync":
+        return _sync(args)
 
     if not args.kind and not args.template:
         parser.error("name a report kind or give --template")
@@ -78,6 +88,36 @@ def _report(args: argparse.Namespace) -> int:
         return 2
     print(path)
     return 0
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from trackbook.tracking import sync
+
+    if args.discard:
+        try:
+            folder = sync.discard(args.discard)
+        except LookupError as exc:
+            print(f"trackbook sync: {exc.args[0]}", file=sys.stderr)
+            return 2
+        print(f"discarded {folder}")
+        return 0
+    if args.status:
+        rows = sync.pending(args.store_uri)
+        if not rows:
+            print("nothing pending")
+        for row in rows:
+            print(f"{row['local_id']}  run {row['run_id'] or '(not created yet)'}  {row['state']:<7}  "
+                  f"{row['writes']} writes ({row['points']} points)  experiment {row['experiment']!r}  -> {row['uri']}")
+            for problem in row["problems"]:
+                print(f"    {problem}")
+        return 0
+    results = sync.sync(args.store_uri, local_id=args.local_id)
+    if not results:
+        print("nothing to sync")
+    for result in results:
+        print(result.message, file=sys.stdout if result.outcome in (sync.DELIVERED, sync.SKIPPED) else sys.stderr,
+              flush=True)
+    return 1 if any(r.outcome in (sync.FAILED, sync.DELETED) for r in results) else 0
 
 
 def _serve(args: argparse.Namespace) -> int:

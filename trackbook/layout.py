@@ -38,6 +38,8 @@ TAG_MLFLOW_RUN_NAME = "mlflow.runName"
 SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbook.")
 #: Last sign of life of a run, ms since the epoch (written every 30 s while training).
 TAG_HEARTBEAT = "trackbook.heartbeat"
+#: The id a run has in its local journal (``local-...``), so a replayed create finds the run.
+TAG_LOCAL_ID = "trackbook.local_id"
 
 # ------------------------------------------------------------------- seeds
 #: Params whose name says "seed" (``seed``, ``random_seed``, ``env.seed``, ``seed_offset``)
@@ -110,6 +112,7 @@ AIM_STATUS = "status"
 AIM_PARENT_RUN_ID = "parent_run_id"
 AIM_HEARTBEAT = "heartbeat"
 AIM_END_MS = "end_ms"
+AIM_LOCAL_ID = "local_id"
 
 
 class OpKind(StrEnum):

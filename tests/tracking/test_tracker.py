@@ -53,9 +53,10 @@ def test_replayed_batches_are_not_duplicated(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = make_tracker(uri)
     run_id = tracker.start_run("dups")
+    from trackbook.layout import OpKind
     from trackbook.tracking._outbox import Op
 
-    batch = Op("metrics", [["loss", 0.5, 1000, s] for s in range(10)])
+    batch = Op(OpKind.METRICS, [["loss", 0.5, 1000, s] for s in range(10)])
     tracker._send(batch)
     tracker._send(batch)  # the replay
     tracker.end_run()

@@ -16,6 +16,7 @@ from trackbook import columns as C
 from trackbook import layout as L
 from trackbook.tracking import _lifecycle
 from trackbook.tracking.base import Tracker
+from trackbook.tracking.trackers import make_tracker
 from trackbook.tracking.sb3 import (
     ChainCallback,
     EpisodeCallback,
@@ -86,6 +87,7 @@ class TrackingCallback(CallbackList):
         prometheus_port: serve live ``rl_training_*`` metrics on 127.0.0.1 at this port
             (0: a free one); a taken port warns and a free one is used. See
             :mod:`trackbook.tracking.prometheus`.
+        offline: journal only, reach no store (None: ``$TRACKBOOK_OFFLINE``); ``trackbook sync`` delivers it.
         verbose: SB3's verbosity.
 
     Raises:
@@ -117,6 +119,7 @@ class TrackingCallback(CallbackList):
         base_run_id: str | None = None,
         previous_timesteps: int | None = None,
         prometheus_port: int | None = None,
+        offline: bool | None = None,
         verbose: int = 0,
     ) -> None:
         if eval_freq < 0 or save_freq < 0:
@@ -129,6 +132,8 @@ class TrackingCallback(CallbackList):
                 f"experiment_name is the trading stack's spelling of experiment: give one of them."
             )
         self.store = store
+        if offline is not None and tracker is None:  # offline: journal only (``trackbook sync`` delivers it)
+            tracker = make_tracker(store, offline=offline)
         #: Opens the run, logs what it is, ends it; its ``run_log`` is what every part writes through.
         self.run = RunCallback(
             tracker if tracker is not None else store, experiment=experiment or experiment_name, run_name=run_name,

@@ -16,10 +16,15 @@ def default_experiment(experiment: str | None = None) -> str:
     return experiment or os.environ.get("ML_EXPERIMENT_NAME") or "default"
 
 
-def make_tracker(uri: StoreLike = None, *, backend: str | None = None, **kwargs: Any) -> Tracker:
+def make_tracker(uri: StoreLike = None, *, backend: str | None = None, offline: bool | None = None,
+                 **kwargs: Any) -> Tracker:
     """A tracker for the store named by ``uri``: the argument, else the environment,
     else ``sqlite:///mlflow.db`` here (:func:`trackbook._uri.resolve_uri`, the rule
     readers follow too).
+
+    ``offline=True`` (or ``$TRACKBOOK_OFFLINE=1``) writes the local journal only and
+    reaches no store (no sqlite file is created); ``trackbook sync`` delivers it later.
+    Other keyword arguments go to :class:`~trackbook.tracking.base.Tracker`.
 
     Example:
         >>> with make_tracker("sqlite:///mlflow.db") as tracker:   # doctest: +SKIP
@@ -28,16 +33,25 @@ def make_tracker(uri: StoreLike = None, *, backend: str | None = None, **kwargs:
     Raises:
         ReadOnlyStore: the URI names a store trackbook only reads (``tensorboard://``).
     """
+    from trackbook.tracking.sync import deliver_in_background
+
     resolved = check_writable(resolve_uri(uri, backend=backend))
     if resolved.startswith("aim://"):
         from trackbook.tracking.aim import AimTracker
 
-        return AimTracker(resolved, **kwargs)
+        tracker: Tracker = AimTracker(resolved, offline=offline, **kwargs)
+        tracker._old_journals = deliver_in_background
+        return tracker
+    from trackbook.tracking.base import offline_default
     from trackbook.tracking.mlflow import MLflowTracker
 
-    if resolved.startswith("sqlite:///") and resolved != "sqlite:///:memory:":
+    kwargs["offline"] = offline
+    offline_now = offline_default() if offline is None else offline
+    if resolved.startswith("sqlite:///") and resolved != "sqlite:///:memory:" and not offline_now:
         Path(resolved[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)  # a writer creates its store
-    return MLflowTracker(resolved, **kwargs)
+    tracker = MLflowTracker(resolved, **kwargs)
+    tracker._old_journals = deliver_in_background  # the next tracker on a store delivers what earlier ones left
+    return tracker
 
 
 def health_check(uri: StoreLike = None, *, backend: str | None = None) -> HealthReport:
