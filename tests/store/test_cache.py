@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 import pandas as pd
-import pyarrow.parquet as pq
 
 from trackbook import columns as C
 from trackbook.store._cache import HistoryCache, default_root
@@ -17,6 +16,10 @@ def _points(rows):
 
 A = _points([("a", 1, 1.5, 10), ("a", 2, 2.5, 20)])
 B = _points([("b", 1, -1.0, 11)])
+
+
+def put(cache, run_id, points, signatures, *, complete):
+    cache.put_many(points.assign(**{C.RUN_ID: run_id}), {run_id: signatures}, complete=complete)
 
 
 def _get(cache, wanted):
@@ -44,7 +47,7 @@ def test_default_root_follows_the_environment(monkeypatch, tmp_path):
 def test_a_hit_returns_the_points_only_while_signatures_match(tmp_path):
     cache = HistoryCache("store", tmp_path)
     assert cache.get_many({"r1": {"a": 1}}) == (None, ["r1"])
-    cache.put("r1", pd.concat([A, B], ignore_index=True), {"a": [2, 20, 2.5], "b": [1, 11, -1.0]}, complete=True)
+    put(cache, "r1", pd.concat([A, B], ignore_index=True), {"a": [2, 20, 2.5], "b": [1, 11, -1.0]}, complete=True)
     rows, missed = _get(cache, {"r1": {"a": [2, 20, 2.5], "b": [1, 11, -1.0]}})
     assert list(cache.get_many({"r1": {"b": [1, 11, -1.0]}})[0].columns) == [C.RUN_ID, C.METRIC, C.STEP, C.VALUE,
                                                                              C.TIMESTAMP]
@@ -58,30 +61,27 @@ def test_a_hit_returns_the_points_only_while_signatures_match(tmp_path):
 
 def test_an_incomplete_entry_misses_on_unknown_metrics_and_put_merges(tmp_path):
     cache = HistoryCache("store", tmp_path)
-    cache.put("r1", A, {"a": 1}, complete=False)
+    put(cache, "r1", A, {"a": 1}, complete=False)
     assert _get(cache, {"r1": {"b": None}}) == ([], ["r1"])
-    cache.put("r1", B.assign(**{C.METRIC: pd.Categorical(B[C.METRIC])}), {"b": 7}, complete=False)
+    put(cache, "r1", B.assign(**{C.METRIC: pd.Categorical(B[C.METRIC])}), {"b": 7}, complete=False)
     rows, missed = _get(cache, {"r1": {"a": 1, "b": 7}})
     assert missed == [] and sorted(rows) == [("r1", "a", 1, 1.5, 10), ("r1", "a", 2, 2.5, 20), ("r1", "b", 1, -1.0, 11)]
-    cache.put("r1", _points([("a", 5, 9.0, 50)]), {"a": 2}, complete=True)  # a replaces a, b kept
+    put(cache, "r1", _points([("a", 5, 9.0, 50)]), {"a": 2}, complete=True)  # a replaces a, b kept
     rows, _ = _get(cache, {"r1": {"a": 2, "b": 7}})
     assert sorted(rows) == [("r1", "a", 5, 9.0, 50), ("r1", "b", 1, -1.0, 11)]
     assert _get(cache, {"r1": {"z": None}}) == ([], [])  # complete now
-    cache.put("r1", B, {"b": 8}, complete=False)  # once complete, stays complete
+    put(cache, "r1", B, {"b": 8}, complete=False)  # once complete, stays complete
     assert _get(cache, {"r1": {"z": None}}) == ([], [])
-    assert not list(cache.folder.glob(".*.tmp"))
 
 
 def test_unreadable_entries_are_misses_and_clear_removes_everything(tmp_path):
     cache = HistoryCache("store", tmp_path)
-    cache.put("r1", A, {"a": 1}, complete=True)
-    cache.put("r2", A, {"a": 1}, complete=True)
-    (cache.folder / "r1.parquet").write_bytes(b"not parquet")
-    assert _get(cache, {"r1": {"a": 1}})[1] == ["r1"]
-    table = pq.read_table(cache.folder / "r2.parquet").replace_schema_metadata({b"trackbook": b"{}"})
-    pq.write_table(table, cache.folder / "r2.parquet")
-    assert _get(cache, {"r2": {"a": 1}})[1] == ["r2"]
-    cache.put("r3", A, {"a": 1}, complete=True)
+    put(cache, "r1", A, {"a": 1}, complete=True)
+    put(cache, "r2", A, {"a": 1}, complete=True)
+    for batch in cache.folder.glob("*.parquet"):
+        batch.write_bytes(b"not parquet")
+    assert _get(cache, {"r1": {"a": 1}, "r2": {"a": 1}})[1] == ["r1", "r2"]
+    put(cache, "r3", A, {"a": 1}, complete=True)
     cache.clear()
     assert not cache.folder.exists() and _get(cache, {"r3": {"a": 1}}) == ([], ["r3"])
 
@@ -91,7 +91,7 @@ def test_a_cache_that_cannot_be_written_warns_and_loses_nothing_asked(tmp_path, 
     blocker.write_text("")
     cache = HistoryCache("store", blocker)  # its folder would be under a file
     with caplog.at_level(logging.WARNING, logger="trackbook.store._cache"):
-        cache.put("r1", A, {"a": 1}, complete=True)
+        put(cache, "r1", A, {"a": 1}, complete=True)
     assert [r.getMessage() for r in caplog.records] == [
-        f"trackbook: could not cache the history of run r1 under {cache.folder}"]
+        f"trackbook: could not cache the history of 1 runs under {cache.folder}"]
     assert cache.get_many({"r1": {"a": 1}}) == (None, ["r1"])

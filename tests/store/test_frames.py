@@ -40,8 +40,7 @@ import time
 import pytest
 
 from trackbook import columns as C
-from trackbook.store.frames import (check_statuses, concat_points, downsample, empty_history, finish_history,
-                                    split_by_run, to_utc)
+from trackbook.store.frames import check_statuses, concat_points, downsample, empty_history, finish_history, to_utc
 
 
 def _record(i: int, **kw) -> RunRecord:
@@ -137,7 +136,7 @@ def test_finish_history_past_127_runs_keeps_every_run():
     assert out[C.RUN_ID].tolist() == ids and out[C.VALUE].tolist() == [float(299 - i) for i in range(300)]
 
 
-def test_concat_and_split_by_run():
+def test_concat_points_keeps_labels_categorical_and_in_order():
     a = _points([("r1", "m", 0, 1.0, 0), ("r1", "m", 1, 2.0, 0)])
     b = _points([("r2", "n", 0, 3.0, 0), ("r1", "n", 5, 4.0, 0)])
     both = concat_points([a, b])
@@ -145,11 +144,6 @@ def test_concat_and_split_by_run():
     assert both[C.RUN_ID].tolist() == ["r1", "r1", "r2", "r1"] and both[C.METRIC].tolist() == ["m", "m", "n", "n"]
     assert both[C.VALUE].tolist() == [1.0, 2.0, 3.0, 4.0]
     assert isinstance(both[C.RUN_ID].dtype, pd.CategoricalDtype)
-    parts = {rid: p[C.VALUE].tolist() for rid, p in split_by_run(both, ["r2", "r1", "r3"])}
-    assert parts == {"r2": [3.0], "r1": [1.0, 2.0, 4.0], "r3": []}
-    assert list(split_by_run(both, [])) == []
-    contiguous = dict(split_by_run(a, ["r1"]))
-    assert contiguous["r1"][C.VALUE].tolist() == [1.0, 2.0]
 
 
 def test_to_utc_reads_milliseconds_from_ints_floats_and_missing():
