@@ -26,6 +26,8 @@ def three_runs(tmp_path):
         run = client.create_run(exp, run_name=name).info.run_id
         client.log_param(run, "lr", lr)
         client.log_param(run, "seed", "1")
+        if name == "a":
+            client.log_param(run, "note", "only a")
         for metric, points in metrics.items():
             for step, value in points:
                 client.log_metric(run, metric, value, step=step)
@@ -38,7 +40,8 @@ def test_compare_final_best_and_rank(three_runs):
     store, ids = three_runs
     table = tb.compare(store, [ids["b"], ids["a"], ids["c"]], ["reward", "train/loss"])
     assert list(table["name"]) == ["b", "a", "c"]  # the order given
-    assert [c for c in table.columns if c.startswith("params.")] == ["params.lr"]  # seed is the same
+    # seed is the same everywhere; a param only one run has differs from "not logged"
+    assert [c for c in table.columns if c.startswith("params.")] == ["params.lr", "params.note"]
     assert table["params.lr"].tolist() == [0.01, 0.1, 0.1]
     assert table["final.reward"].tolist()[:2] == [4.0, 3.0] and np.isnan(table["final.reward"].iloc[2])
     assert table["best.reward"].tolist()[:2] == [4.0, 5.0]
@@ -51,7 +54,7 @@ def test_compare_final_best_and_rank(three_runs):
 
 def test_compare_goals_turn_a_metric_around(three_runs):
     store, ids = three_runs
-    table = tb.compare(store, [ids["a"], ids["b"]], "reward", goals={"reward": "min"})
-    assert table["best.reward"].tolist() == [1.0, 2.0]
-    assert table["rank.reward"].tolist() == [1, 2]
+    table = tb.compare(store, [ids["a"], ids["b"], ids["c"]], "reward", goals={"reward": "min"})
+    assert table["best.reward"].tolist()[:2] == [1.0, 2.0] and np.isnan(table["best.reward"].iloc[2])
+    assert table["rank.reward"].tolist() == [1, 2, 3]
     assert table["rank.reward"].dtype == "int64"
