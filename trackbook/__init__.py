@@ -15,6 +15,7 @@ from trackbook import columns, layout
 from trackbook._lazy import lazy_exports
 from trackbook.analysis import Chain, Study, across_seeds, chain, chain_tree, compare, study, study_list
 from trackbook.errors import (
+    BrowserNotFound,
     ChainCycle,
     ConfigError,
     ExperimentNotFound,
@@ -54,6 +55,7 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
+    "BrowserNotFound",
     "Chain",
     "ChainCycle",
     "ConfigError",

@@ -138,3 +138,7 @@ class ReportFailed(TrackbookError):
 
 class ReadOnlyStore(UnsupportedStoreURI):
     """A writer was given a store trackbook only reads (a folder of TensorBoard event files)."""
+
+
+class BrowserNotFound(TrackbookError, RuntimeError):
+    """A static image (PNG, SVG, PDF) was asked for and no Chromium is there to draw it."""

@@ -145,3 +145,34 @@ def metric_goal(metric: str, goals: Mapping[str, str] | None = None) -> str:
     if goal not in (MAX, MIN):
         raise ValueError(f"goals[{metric!r}]={goal!r}: use 'max' or 'min'.")
     return goal
+
+
+# ------------------------------------------------------------ the reward metric
+#: Where a run's reward lives, best first: trackbook's evaluation, the trading stack's
+#: evaluation, SB3's rollout mean, then plain names other scripts log.
+REWARD_METRICS = (
+    "eval/mean_reward",
+    "evaluation/mean_reward",
+    "rollout/ep_rew_mean",
+    "eval/reward",
+    "mean_reward",
+    "reward",
+    "episode_reward_mean",
+)
+
+
+def reward_metric(names, default: str | None = None) -> str | None:
+    """The reward metric among ``names`` (metric names a run or a history has): the first
+    of :data:`REWARD_METRICS` present, else ``default``. The one rule for every default
+    reward metric (reports, panels, chain and comparison helpers).
+
+    Example:
+        >>> reward_metric(["train/loss", "evaluation/mean_reward"])
+        'evaluation/mean_reward'
+
+    Args:
+        names: metric names; ``metrics.``-prefixed run columns are read as the bare names.
+        default: what to answer when none of them is a reward.
+    """
+    present = {str(n).removeprefix("metrics.") for n in names}
+    return next((m for m in REWARD_METRICS if m in present), default)

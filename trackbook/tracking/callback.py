@@ -87,6 +87,8 @@ class TrackingCallback(CallbackList):
         prometheus_port: serve live ``rl_training_*`` metrics on 127.0.0.1 at this port
             (0: a free one); a taken port warns and a free one is used. See
             :mod:`trackbook.tracking.prometheus`.
+        prometheus_host: the address the exporter binds (default 127.0.0.1; e.g. ``0.0.0.0``
+            for a Prometheus in Docker, which scrapes from outside this machine's loopback).
         offline: journal only, reach no store (None: ``$TRACKBOOK_OFFLINE``); ``trackbook sync`` delivers it.
         verbose: SB3's verbosity.
 
@@ -119,6 +121,7 @@ class TrackingCallback(CallbackList):
         base_run_id: str | None = None,
         previous_timesteps: int | None = None,
         prometheus_port: int | None = None,
+        prometheus_host: str | None = None,
         offline: bool | None = None,
         verbose: int = 0,
     ) -> None:
@@ -153,7 +156,8 @@ class TrackingCallback(CallbackList):
             ModelCheckpointCallback(log, save_freq, verbose=verbose) if save_freq else None
         )
         self.prometheus: PrometheusCallback | None = (
-            PrometheusCallback(log, prometheus_port, verbose=verbose) if prometheus_port is not None else None
+            PrometheusCallback(log, prometheus_port, host=prometheus_host, verbose=verbose)
+            if prometheus_port is not None else None
         )
         parts: list[BaseCallback | None] = [self.run, self.chain, self.sb3_logger, self.episodes, self.evaluation,
                                             self.checkpoints, self.prometheus]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from trackbook import layout as L
@@ -69,19 +70,44 @@ class MLflowTracker(Tracker):
 
         items = [Param(k, v[:_PARAM_MAX]) for k, v in p.items()]
         for i in range(0, len(items), _PER_BATCH):
-            self._client.log_batch(self.run_id, params=items[i : i + _PER_BATCH])
+            self._log_batch("params", items[i : i + _PER_BATCH])
 
     def _send_tags(self, p: dict) -> None:
         from mlflow.entities import RunTag
 
         items = [RunTag(k, v) for k, v in p.items()]
         for i in range(0, len(items), _PER_BATCH):
-            self._client.log_batch(self.run_id, tags=items[i : i + _PER_BATCH])
+            self._log_batch("tags", items[i : i + _PER_BATCH])
 
     def _send_metrics(self, p: list) -> None:
         from mlflow.entities import Metric
 
-        self._client.log_batch(self.run_id, metrics=[Metric(k, v, ts, step) for k, v, ts, step in p])
+        self._log_batch("metrics", [Metric(k, v, ts, step) for k, v, ts, step in p])
+
+    def _log_batch(self, field: str, items: list) -> None:
+        """``log_batch`` of ``items``; what the store refuses for good is left out, not retried.
+
+        MLflow refuses a whole batch for one bad name (``lr (x)``) or a param logged again
+        with another value; retrying it would hold every later write of the run behind it
+        for ever. So a refused batch is split by key, and the keys refused alone are
+        dropped with a warning naming them; every other item is delivered.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.log_batch(self.run_id, **{field: items})
+            return
+        except MlflowException as exc:
+            if exc.error_code != "INVALID_PARAMETER_VALUE":
+                raise  # the store is down or busy: the outbox keeps it and retries
+            reason = str(exc).splitlines()[0][:200]
+        keys = list(dict.fromkeys(item.key for item in items))
+        if len(keys) == 1:
+            warnings.warn(f"trackbook: the store refused the {field[:-1]} {keys[0]!r} of run {self.run_id} "
+                          f"({reason}); it is left out, the rest of the run is logged.", RuntimeWarning, stacklevel=2)
+            return
+        for key in keys:
+            self._log_batch(field, [item for item in items if item.key == key])
 
     def _send_artifact(self, p: dict) -> None:
         if Path(p["path"]).is_dir():

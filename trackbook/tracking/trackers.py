@@ -57,8 +57,21 @@ def make_tracker(uri: StoreLike = None, *, backend: str | None = None, offline: 
 def health_check(uri: StoreLike = None, *, backend: str | None = None) -> HealthReport:
     """Whether the tracking store is reachable and writable, with the problems found.
 
+    A store that cannot be opened or created (a sqlite path in a folder that cannot be
+    made, say) is reported as a problem, not raised.
+
     Example:
         >>> report = health_check()        # doctest: +SKIP
         >>> report.ok, report.problems     # doctest: +SKIP
     """
-    return make_tracker(uri, backend=backend).health_check()
+    from trackbook._uri import redact_uri
+
+    try:
+        tracker = make_tracker(uri, backend=backend)
+    except OSError as exc:
+        resolved = resolve_uri(uri, backend=backend)
+        return HealthReport(ok=False, backend="aim" if resolved.startswith("aim://") else "mlflow",
+                            uri=redact_uri(resolved),
+                            problems=[f"cannot create the store's folder ({exc.strerror or exc}: "
+                                      f"{exc.filename or resolved}); pass a path you can write to"])
+    return tracker.health_check()
