@@ -18,6 +18,7 @@ def _private_cache(tmp_path_factory: pytest.TempPathFactory):
     """Keep the tests' history cache out of the user's ~/.cache."""
     mp = pytest.MonkeyPatch()
     mp.setenv("TRACKBOOK_CACHE_DIR", str(tmp_path_factory.mktemp("trackbook-cache")))
+    mp.setenv("TRACKBOOK_DATA_DIR", str(tmp_path_factory.mktemp("trackbook-data")))  # journals too
     yield
     mp.undo()
 

@@ -15,6 +15,7 @@ from trackbook import columns, layout
 from trackbook._lazy import lazy_exports
 from trackbook.analysis import Chain, Study, across_seeds, chain, chain_tree, compare, study, study_list
 from trackbook.errors import (
+    BrowserNotFound,
     ChainCycle,
     ConfigError,
     ExperimentNotFound,
@@ -24,6 +25,7 @@ from trackbook.errors import (
     PortInUse,
     ReportFailed,
     ReportParameterError,
+    RunDeleted,
     RunNotFound,
     StoreUnavailable,
     TrackbookError,
@@ -42,6 +44,7 @@ _LAZY = {
     "load_config": "trackbook.tracking:load_config",
     "make_tracker": "trackbook.tracking:make_tracker",
     "health_check": "trackbook.tracking:health_check",
+    "sync": "trackbook.tracking.sync:sync",
     "hpo": "trackbook.hpo",
     "plots": "trackbook.plots",
     "report": "trackbook.reports:report",
@@ -52,6 +55,7 @@ _LAZY = {
 __getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())
 
 __all__ = [
+    "BrowserNotFound",
     "Chain",
     "ChainCycle",
     "ConfigError",
@@ -62,6 +66,7 @@ __all__ = [
     "PortInUse",
     "ReportFailed",
     "ReportParameterError",
+    "RunDeleted",
     "RunNotFound",
     "Store",
     "StoreUnavailable",

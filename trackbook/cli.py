@@ -1,4 +1,5 @@
-"""``trackbook`` on the command line: ``trackbook report KIND ... -o out.html``."""
+"""``trackbook`` on the command line: ``trackbook report KIND ... -o out.html``, ``trackbook serve``,
+``trackbook sync``, ``trackbook hpo CONFIG.yaml [overrides]``."""
 
 from __future__ import annotations
 
@@ -47,9 +48,31 @@ def main(argv: list[str] | None = None) -> int:
     srv.add_argument("--port", type=int, default=5000, help="mlflow server port")
     srv.add_argument("--pg-port", type=int, default=None, help="PostgreSQL port (a free one by default)")
     srv.add_argument("--workers", type=int, default=4, help="mlflow server worker processes")
+    hpo = sub.add_parser("hpo", help="run a study from a config's hpo section",
+                         description="Run an Optuna study from a YAML config: hpo.param_space, hpo.n_trials (or "
+                                     "num_trials), direction, sampler, metric; the objective function named by "
+                                     "hpo.objective (module:function, called with each trial). Overrides after the "
+                                     "config: section.key=value or --section.key value.")
+    hpo.add_argument("--objective", help="module:function to optimise (default: the config's hpo.objective)")
+    hpo.add_argument("--store", "--tracking-uri", dest="store_uri", help="store URI (default: experiment.tracking_uri, "
+                     "then $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    hpo.add_argument("--n-trials", type=int, help="trials to run (default: the config's)")
+    hpo.add_argument("config", help="the YAML config")
+    hpo.add_argument("overrides", nargs=argparse.REMAINDER, help="section.key=value or --section.key value")
+    syn = sub.add_parser("sync", help="deliver the journals of runs whose writes did not reach their store",
+                         description="Deliver every pending run journal (a server down when a script ended, a "
+                                     "killed process, offline runs) to its store, exactly once and in order.")
+    syn.add_argument("--status", action="store_true", help="list what is pending; deliver nothing")
+    syn.add_argument("--store", dest="store_uri", help="only the journals written for this store URI")
+    syn.add_argument("--run", dest="local_id", help="only this journal (a local id, local-...)")
+    syn.add_argument("--discard", metavar="LOCAL_ID", help="delete this journal without delivering it")
     args = parser.parse_args(argv)
     if args.command == "serve":
         return _serve(args)
+    if args.command == "sync":
+        return _sync(args)
+    if args.command == "hpo":
+        return _hpo(args)
 
     if not args.kind and not args.template:
         parser.error("name a report kind or give --template")
@@ -78,6 +101,68 @@ def _report(args: argparse.Namespace) -> int:
         return 2
     print(path)
     return 0
+
+
+def _hpo(args: argparse.Namespace) -> int:
+    overrides, rest = [], list(args.overrides)
+    own = {"--objective": "objective", "--store": "store_uri", "--tracking-uri": "store_uri", "--n-trials": "n_trials"}
+    while rest:  # our options may also come after the config, among the overrides
+        item = rest.pop(0)
+        flag, sep, value = item.partition("=")
+        if flag in own:
+            value = value if sep else (rest.pop(0) if rest else "")
+            setattr(args, own[flag], int(value) if flag == "--n-trials" else value)
+        else:
+            overrides.append(item)
+    from trackbook.tracking.config import load_config
+    from trackbook.tracking.hpo import load_objective, optimize
+
+    try:
+        cfg = load_config(args.config, overrides)
+        name = args.objective or cfg.hpo.objective
+        if not name:
+            raise ValueError(f"{args.config} has no hpo.objective; name the function with --objective module:function.")
+        result = optimize(load_objective(name), cfg, args.n_trials, store=args.store_uri)
+    except (TrackbookError, ValueError) as exc:
+        print(f"trackbook hpo: {exc}", file=sys.stderr)
+        return 2
+    done = [t for t in result.study.trials if t.state.name == "COMPLETE"]
+    print(f"study {result.study.study_name}: {len(done)} of {len(result.study.trials)} trials complete")
+    if done:
+        print(f"best value: {result.best_value}")
+        print(f"best params: {result.best_params}")
+    print(f"parent run: {result.parent_run_id}  (tb.study(tb.connect({result.uri!r}), {result.parent_run_id!r}))")
+    return 0 if done else 1
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from trackbook.tracking import sync
+
+    if args.discard:
+        try:
+            folder = sync.discard(args.discard)
+        except LookupError as exc:
+            print(f"trackbook sync: {exc.args[0]}", file=sys.stderr)
+            return 2
+        print(f"discarded {folder}")
+        return 0
+    if args.status:
+        rows = sync.pending(args.store_uri)
+        if not rows:
+            print("nothing pending")
+        for row in rows:
+            print(f"{row['local_id']}  run {row['run_id'] or '(not created yet)'}  {row['state']:<7}  "
+                  f"{row['writes']} writes ({row['points']} points)  experiment {row['experiment']!r}  -> {row['uri']}")
+            for problem in row["problems"]:
+                print(f"    {problem}")
+        return 0
+    results = sync.sync(args.store_uri, local_id=args.local_id)
+    if not results:
+        print("nothing to sync")
+    for result in results:
+        print(result.message, file=sys.stdout if result.outcome in (sync.DELIVERED, sync.SKIPPED) else sys.stderr,
+              flush=True)
+    return 1 if any(r.outcome in (sync.FAILED, sync.DELETED) for r in results) else 0
 
 
 def _serve(args: argparse.Namespace) -> int:

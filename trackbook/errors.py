@@ -37,6 +37,24 @@ class RunNotFound(TrackbookError, LookupError):
         self.run_ids = list(run_ids or [])
 
 
+class RunDeleted(TrackbookError, LookupError):
+    """A journal holds writes for a run that was deleted from its store meanwhile.
+
+    Attributes:
+        local_id: the run's id in the journal; run_id: its id in the store;
+        journal: the journal's folder; pending: writes not delivered.
+    """
+
+    def __init__(self, local_id: str, run_id: str, uri: str, journal: str, pending: int) -> None:
+        self.local_id, self.run_id, self.uri, self.journal, self.pending = local_id, run_id, uri, journal, pending
+        super().__init__(
+            f"Run {run_id} (local id {local_id}) was deleted from {uri} after it was journaled: its {pending} "
+            f"pending writes were not delivered, and nothing else was touched. To recreate it, restore the run "
+            f"(`mlflow runs restore --run-id {run_id}`) and sync again; to drop them, "
+            f"`trackbook sync --discard {local_id}` (the journal is {journal})."
+        )
+
+
 class InvalidRunId(TrackbookError, ValueError):
     """A value that should be a run id is not shaped like one."""
 
@@ -120,3 +138,7 @@ class ReportFailed(TrackbookError):
 
 class ReadOnlyStore(UnsupportedStoreURI):
     """A writer was given a store trackbook only reads (a folder of TensorBoard event files)."""
+
+
+class BrowserNotFound(TrackbookError, RuntimeError):
+    """A static image (PNG, SVG, PDF) was asked for and no Chromium is there to draw it."""

@@ -38,6 +38,8 @@ TAG_MLFLOW_RUN_NAME = "mlflow.runName"
 SYSTEM_TAG_PREFIXES = ("mlflow.", "trackbook.")
 #: Last sign of life of a run, ms since the epoch (written every 30 s while training).
 TAG_HEARTBEAT = "trackbook.heartbeat"
+#: The id a run has in its local journal (``local-...``), so a replayed create finds the run.
+TAG_LOCAL_ID = "trackbook.local_id"
 
 # ------------------------------------------------------------------- seeds
 #: Params whose name says "seed" (``seed``, ``random_seed``, ``env.seed``, ``seed_offset``)
@@ -110,6 +112,7 @@ AIM_STATUS = "status"
 AIM_PARENT_RUN_ID = "parent_run_id"
 AIM_HEARTBEAT = "heartbeat"
 AIM_END_MS = "end_ms"
+AIM_LOCAL_ID = "local_id"
 
 
 class OpKind(StrEnum):
@@ -142,3 +145,34 @@ def metric_goal(metric: str, goals: Mapping[str, str] | None = None) -> str:
     if goal not in (MAX, MIN):
         raise ValueError(f"goals[{metric!r}]={goal!r}: use 'max' or 'min'.")
     return goal
+
+
+# ------------------------------------------------------------ the reward metric
+#: Where a run's reward lives, best first: trackbook's evaluation, the trading stack's
+#: evaluation, SB3's rollout mean, then plain names other scripts log.
+REWARD_METRICS = (
+    "eval/mean_reward",
+    "evaluation/mean_reward",
+    "rollout/ep_rew_mean",
+    "eval/reward",
+    "mean_reward",
+    "reward",
+    "episode_reward_mean",
+)
+
+
+def reward_metric(names, default: str | None = None) -> str | None:
+    """The reward metric among ``names`` (metric names a run or a history has): the first
+    of :data:`REWARD_METRICS` present, else ``default``. The one rule for every default
+    reward metric (reports, panels, chain and comparison helpers).
+
+    Example:
+        >>> reward_metric(["train/loss", "evaluation/mean_reward"])
+        'evaluation/mean_reward'
+
+    Args:
+        names: metric names; ``metrics.``-prefixed run columns are read as the bare names.
+        default: what to answer when none of them is a reward.
+    """
+    present = {str(n).removeprefix("metrics.") for n in names}
+    return next((m for m in REWARD_METRICS if m in present), default)

@@ -251,7 +251,7 @@ def test_new_points_invalidate_the_history_cache(tmp_path):
     store = tb.connect(f"tensorboard://{tmp_path / 'logs'}")
     rid = store.runs()[C.RUN_ID].iloc[0]
     assert store.history(rid)[C.VALUE].tolist() == [1.0, 2.0]
-    assert store.cache._path(rid).exists()  # finished: cached
+    assert rid in store.cache.cached_runs()  # finished: cached
     _write(run, {"r": [3.0]}, start_step=2)  # learn(reset_num_timesteps=False): one more file
     _age(run)
     for reader in (store, tb.connect(f"tensorboard://{tmp_path / 'logs'}")):

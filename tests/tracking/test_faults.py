@@ -50,7 +50,9 @@ def test_server_down_mid_training_loses_nothing_and_duplicates_nothing(tmp_path:
             warnings.simplefilter("always")
             model.learn(3072, callback=[cb, outage])
         assert outage.seen_failing, "the outage was not noticed"
-        assert tracker._outbox._spill_dir is not None and not any(tracker._outbox._spill_dir.iterdir())
+        spill = tracker._outbox._spill_dir
+        assert spill is not None and not (spill.exists() and any(spill.iterdir()))  # spilled, then all replayed
+        assert not tracker.journal.folder.exists()  # every write acknowledged: the journal is gone
         ours = [w for w in caught if "cannot write to the tracking store" in str(w.message)]
         assert len(ours) == 1  # warned once, not once per failure
 

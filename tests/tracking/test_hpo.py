@@ -106,3 +106,105 @@ def test_space_syntax():
                        ({"lo": 1}, "a range is"), ([], "empty")]:
         with pytest.raises(ValueError, match=match):
             parse_space({"p": bad})
+
+
+# ------------------------------------------------------- studies from a config
+
+
+STACK_HPO_YAML = """
+experiment:
+  name: stack-hpo
+  tracking_uri: sqlite:///{db}
+model:
+  input_dim: 10
+  hidden_layers: [64, 32]
+training:
+  epochs: 5
+  batch_size: 32
+  learning_rate: 0.001
+hpo:
+  param_space:
+    learning_rate: [0.0001, 0.001, 0.01]
+    batch_size: [16, 32, 64]
+  num_trials: 6
+  direction: minimize
+  sampler: RandomSampler
+  seed: 3
+  metric: val_loss
+  objective: stack_objective:objective
+"""
+
+OBJECTIVE = '''
+def objective(trial):
+    cfg = trial.config
+    # the sampled values sit where the config keeps them
+    assert cfg.training.learning_rate == trial.params["learning_rate"]
+    assert cfg.training.batch_size == trial.params["batch_size"]
+    return cfg.training.learning_rate * 100 + cfg.training.batch_size / 64
+'''
+
+
+def test_omegaconf_lists_are_choices_not_fixed_values():
+    from omegaconf import OmegaConf
+
+    space = OmegaConf.create({"lr": [1e-4, 1e-3], "n": {"low": 1, "high": 8}, "c": {"choices": ["a", "b"]}})
+    dists = parse_space(space)
+    assert dists["lr"] == optuna.distributions.CategoricalDistribution([1e-4, 1e-3])
+    assert dists["n"] == optuna.distributions.IntDistribution(1, 8)
+    assert dists["c"] == optuna.distributions.CategoricalDistribution(["a", "b"])
+
+
+def test_a_study_from_the_stacks_yaml(tmp_path: Path):
+    from mlflow import MlflowClient
+
+    from trackbook.tracking.config import load_config
+
+    db = tmp_path / "mlflow.db"
+    path = tmp_path / "hpo_example.yaml"
+    path.write_text(STACK_HPO_YAML.format(db=db))
+    (tmp_path / "stack_objective.py").write_text(OBJECTIVE)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        from trackbook.hpo import load_objective
+
+        cfg = load_config(path)
+        result = tb.hpo.optimize(load_objective(cfg.hpo.objective), cfg.hpo, store=f"sqlite:///{db}",
+                                 experiment=cfg.experiment.name)
+    finally:
+        sys.path.remove(str(tmp_path))
+    trials = result.study.trials
+    assert len(trials) == 6 and all(t.state.name == "COMPLETE" for t in trials)
+    # each trial got one choice, not the whole list
+    assert {t.params["learning_rate"] for t in trials} <= {0.0001, 0.001, 0.01}
+    assert len({(t.params["learning_rate"], t.params["batch_size"]) for t in trials}) > 1
+    assert result.study.direction.name == "MINIMIZE" and type(result.study.sampler).__name__ == "RandomSampler"
+    assert result.best_value == min(t.value for t in trials)
+    parent = MlflowClient(f"sqlite:///{db}").get_run(result.parent_run_id)
+    assert parent.data.params["objective"] == "val_loss" and parent.data.params["n_trials"] == "6"
+    assert parent.data.params["direction"] == "minimize"
+
+
+def test_trackbook_hpo_runs_a_study_from_a_config_file(tmp_path: Path):
+    from mlflow import MlflowClient
+
+    db = tmp_path / "mlflow.db"
+    path = tmp_path / "hpo_example.yaml"
+    path.write_text(STACK_HPO_YAML.format(db=db))
+    (tmp_path / "stack_objective.py").write_text(OBJECTIVE)
+    env = {**__import__("os").environ,
+           "PYTHONPATH": f"{tmp_path}:{__import__('os').environ.get('PYTHONPATH', '')}"}
+    done = subprocess.run([sys.executable, "-m", "trackbook.cli", "hpo", str(path), "--hpo.num_trials", "3",
+                           "hpo.direction=maximize"], capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    client = MlflowClient(f"sqlite:///{db}")
+    exp = client.get_experiment_by_name("stack-hpo")
+    runs = client.search_runs([exp.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    assert len(parents) == 1 and parents[0].data.params["direction"] == "maximize"
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(children) == 3
+    best = max(r.data.metrics["objective"] for r in children)
+    assert f"best value: {best}" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "trackbook.cli", "hpo", str(path), "--objective", "nowhere:fn"],
+                         capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "cannot import 'nowhere'" in bad.stderr

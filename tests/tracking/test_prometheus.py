@@ -119,6 +119,18 @@ def test_a_taken_port_warns_and_training_goes_on(tmp_path: Path, cartpole, fresh
         blocker.stop()
 
 
+def test_the_callback_binds_another_address_only_when_told(tmp_path: Path, cartpole, fresh_metrics):
+    # 127.0.0.2 is loopback too, standing in for the address a Prometheus in Docker scrapes
+    cb = TrackingCallback(f"sqlite:///{tmp_path / 'm.db'}", experiment="prom", prometheus_port=0,
+                          prometheus_host="127.0.0.2")
+    PPO("MlpPolicy", cartpole(), n_steps=128, batch_size=64, seed=0).learn(256, callback=cb)
+    url = cb.prometheus_server.url
+    assert url.startswith("http://127.0.0.2:")
+    assert value(scrape(url), "rl_training_runs_total", algorithm="PPO", status="completed") == 1
+    with pytest.raises(OSError):  # not on 127.0.0.1: bound where it was told, nowhere else
+        urllib.request.urlopen(url.replace("127.0.0.2", "127.0.0.1"), timeout=5)
+
+
 def test_failed_training_counts_as_failed(fresh_metrics):
     metrics = prom.default_metrics()
     feed = prom.TrainingFeed(metrics, "A2C", run_id="r1")
@@ -163,3 +175,73 @@ def test_the_grafana_dashboard_queries_exported_metrics():
             for name in names:
                 base = re.sub(r"_(bucket|sum|count)$", "", name)
                 assert base in families or name in families, f"{panel['title']}: {name} is not exported"
+    # the trading gauges and the data load time each have a panel
+    queried = {re.sub(r"_(bucket|sum|count)$", "", n) for p in panels for t in p["targets"]
+               for n in re.findall(r"rl_training_[a-z_]+", t["expr"])}
+    for family in ("sharpe_ratio", "max_drawdown", "win_rate", "total_return", "data_load_time_seconds"):
+        assert prom.PREFIX + family in queried, family
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    grid = [(p["gridPos"]["x"], p["gridPos"]["y"]) for p in panels]
+    assert len(grid) == len(set(grid))  # no panel drawn over another
+
+
+class _TradingMetrics(BaseCallback):
+    """Logs what a trading environment reports, through SB3's logger, as the stack's scripts do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.logged: list[dict[str, float]] = []
+
+    def _on_rollout_end(self) -> None:
+        i = len(self.logged) + 1
+        values = {"portfolio/sharpe_ratio": 0.5 * i, "max_drawdown": 2.0 + i, "portfolio/win_rate": 50.0 + i,
+                  "portfolio/total_return": 1.5 * i, "portfolio/value": 10_000.0 + i}
+        if i == 1:
+            values["data_load_time"] = 0.75
+        for name, v in values.items():
+            self.logger.record(name, v)
+        self.logged.append(values)
+
+    def _on_step(self) -> bool:
+        return True
+
+
+def test_trading_metrics_feed_the_familys_gauges(tmp_path: Path, cartpole, fresh_metrics):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    cb = TrackingCallback(uri, experiment="prom-trading", prometheus_port=free_port())
+    trading = _TradingMetrics()
+    PPO("MlpPolicy", cartpole(), n_steps=128, batch_size=64, seed=0).learn(512, callback=[cb, trading])
+    after = scrape(cb.prometheus_server.url)
+    hist = tb.connect(uri).history(cb.run_id, cache=False)
+
+    def last(metric):
+        return hist[hist[C.METRIC] == metric].sort_values(C.STEP)[C.VALUE].iloc[-1]
+
+    agent = {"algorithm": "PPO", "agent_id": "agent_0"}
+    # the gauges hold what the run logged last (read back from the store, not from the test's numbers)
+    assert value(after, "rl_training_sharpe_ratio", **agent) == pytest.approx(last("portfolio/sharpe_ratio"))
+    assert value(after, "rl_training_max_drawdown", **agent) == pytest.approx(last("max_drawdown"))
+    assert value(after, "rl_training_win_rate", **agent) == pytest.approx(last("portfolio/win_rate"))
+    assert value(after, "rl_training_total_return", **agent) == pytest.approx(last("portfolio/total_return"))
+    assert last("portfolio/sharpe_ratio") == 0.5 * len(trading.logged)
+    # the load time is observed once; other portfolio metrics are gauges of their own
+    assert value(after, "rl_training_data_load_time_seconds_count") == 1
+    assert value(after, "rl_training_data_load_time_seconds_sum") == pytest.approx(0.75)
+    assert value(after, "rl_training_portfolio_value", algorithm="PPO", run_id=cb.run_id) == pytest.approx(
+        last("portfolio/value"))
+    # nothing collided
+    assert value(after, "rl_training_errors_total", error_type="metric_name") == 0
+
+
+def test_the_exporter_binds_another_address_only_when_asked(fresh_metrics):
+    assert prom.start_metrics_server(0).addr == "127.0.0.1"
+    # another loopback address stands in for 0.0.0.0 here (tests bind nothing reachable from outside)
+    server = prom.start_metrics_server(0, host="127.0.0.2")
+    assert server.addr == "127.0.0.2" and server.url.startswith("http://127.0.0.2:")
+    prom.record_performance_metrics("PPO", {"sharpe_ratio": 1.25})
+    assert value(scrape(server.url), "rl_training_sharpe_ratio", algorithm="PPO", agent_id="agent_0") == 1.25
+    # a callback on the same port serves through the server bound there
+    assert prom.serve_or_fallback(server.port) is server
+    with pytest.raises(ValueError, match="two addresses"):
+        prom.start_metrics_server(0, "127.0.0.1", host="127.0.0.2")

@@ -53,9 +53,10 @@ def test_replayed_batches_are_not_duplicated(tmp_path: Path):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     tracker = make_tracker(uri)
     run_id = tracker.start_run("dups")
+    from trackbook.layout import OpKind
     from trackbook.tracking._outbox import Op
 
-    batch = Op("metrics", [["loss", 0.5, 1000, s] for s in range(10)])
+    batch = Op(OpKind.METRICS, [["loss", 0.5, 1000, s] for s in range(10)])
     tracker._send(batch)
     tracker._send(batch)  # the replay
     tracker.end_run()
@@ -99,3 +100,24 @@ def test_a_spill_while_a_batch_is_in_flight_loses_and_repeats_nothing(tmp_path: 
     release.set()
     assert box.close(timeout=20)
     assert delivered == list(range(100))  # every point once, in order
+
+
+def test_writes_the_store_refuses_for_good_are_left_out_not_retried_for_ever(tmp_path: Path):
+    import warnings
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracker = make_tracker(uri)
+    run_id = tracker.start_run("refused", params={"lr (x)": 1, "gamma": 0.9})  # MLflow refuses the name
+    tracker.log_metrics({"ok": 1.0, "bad (x)": 2.0}, step=1)
+    tracker.log_params({"gamma": 0.5})  # MLflow refuses changing a param
+    tracker.log_metrics({"ok": 2.0}, step=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert tracker.end_run(C.FINISHED, timeout=60)  # nothing held behind the refused writes
+    refused = sorted(str(w.message).split("'")[1] for w in caught if "refused" in str(w.message))
+    assert refused == ["bad (x)", "gamma", "lr (x)"]
+    from mlflow.tracking import MlflowClient
+
+    run = MlflowClient(uri).get_run(run_id)
+    assert run.info.status == C.FINISHED and run.data.params == {"gamma": "0.9"}
+    assert [m.value for m in MlflowClient(uri).get_metric_history(run_id, "ok")] == [1.0, 2.0]

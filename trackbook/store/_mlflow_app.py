@@ -7,9 +7,16 @@ own database and sent as one Apache Arrow IPC stream. MLflow's endpoints build a
 object and a JSON object per point (about 30-45 microseconds each on the server); this
 one sends columns.
 
-The endpoint only reads, and only what MLflow's ``get-history`` endpoints already serve
-to the same caller. A store that is not SQL answers 501 and clients use MLflow's
-endpoints instead.
+A second endpoint, ``POST /ajax-api/2.0/trackbook/runs/history-index`` (JSON body
+``{"run_ids": [...]}``), answers each run's status and, per metric, its point count and
+newest row (:func:`trackbook.store._mlflow_sql.history_index`): what the client's
+history cache checks before it serves a finished run from disk. MLflow's own endpoints
+only tell the latest point of each metric, which a point logged later at an earlier
+step leaves unchanged.
+
+The endpoints only read, and only what MLflow's ``get-history`` and ``get-run``
+endpoints already serve to the same caller. A store that is not SQL answers 501 and
+clients use MLflow's endpoints instead.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import os
 from typing import Any
 
 ROUTE = "/ajax-api/2.0/trackbook/metrics/history"
+INDEX_ROUTE = "/ajax-api/2.0/trackbook/runs/history-index"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_RUNS = 1000
 MAX_METRICS = 1000
@@ -31,6 +39,9 @@ def create_app() -> Any:
     route = _add_static_prefix(ROUTE)
     if route not in {rule.rule for rule in flask_app.url_map.iter_rules()}:
         flask_app.add_url_rule(route, "trackbook_metrics_history", _history_view, methods=["GET"])
+        flask_app.add_url_rule(
+            _add_static_prefix(INDEX_ROUTE), "trackbook_history_index", _index_view, methods=["POST"]
+        )
     if os.environ.get("_MLFLOW_SGI_NAME", "uvicorn") == "uvicorn":
         from mlflow.server.fastapi_app import create_fastapi_app
 
@@ -62,6 +73,28 @@ def _history_view() -> Any:
     if engine is None:
         return _error(501, "This server's store is not a SQL database; use MLflow's get-history endpoints.")
     return Response(_arrow_stream(store, engine, run_ids, metrics), mimetype=ARROW_STREAM)
+
+
+def _index_view() -> Any:
+    from flask import jsonify, request
+    from mlflow.server.handlers import _get_tracking_store
+
+    from trackbook.store._mlflow_sql import history_index
+
+    body = request.get_json(silent=True) or {}
+    run_ids = body.get("run_ids")
+    if not isinstance(run_ids, list) or not run_ids or not all(isinstance(r, str) for r in run_ids):
+        return _error(400, 'Send a JSON body {"run_ids": ["<run id>", ...]} with at least one run id.')
+    if len(run_ids) > MAX_RUNS:
+        return _error(400, f"At most {MAX_RUNS} run ids per request.")
+    store = _get_tracking_store()
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        return _error(501, "This server's store is not a SQL database; use MLflow's get-run endpoints.")
+    records = history_index(engine, _visible_runs(store, run_ids))
+    return jsonify(
+        {"runs": [{"run_id": r.run_id, "status": r.status, "metrics": r.metric_signatures} for r in records]}
+    )
 
 
 def _arrow_stream(store: Any, engine: Any, run_ids: list[str], metrics: list[str]) -> bytes:

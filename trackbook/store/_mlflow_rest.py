@@ -11,6 +11,13 @@ come ordered by run id, so in a full response every run but the last one seen is
 complete: the others are asked for again, and a run that alone fills a response is
 read through the paged ``metrics/get-history`` endpoint instead. Nothing is ever
 silently sampled. Requests run concurrently on a bounded pool.
+
+The history cache needs, per series, something that changes whenever a point is
+added. trackbook's server tells it (point count and newest row, :func:`history_index`);
+a stock server cannot: its run records carry only each metric's latest point, which a
+point logged later at an earlier step leaves as it was, and counting would mean
+reading every point. So runs of a stock server are never served from the cache
+(``MLflowStore._history_cacheable``); they are read again each time.
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import pandas as pd
 from pandas.api.types import union_categoricals
 
 from trackbook import columns as C
-from trackbook.store._mlflow_app import ARROW_STREAM, MAX_METRICS, ROUTE
+from trackbook.store._mlflow_app import ARROW_STREAM, INDEX_ROUTE, MAX_METRICS, MAX_RUNS, ROUTE
+from trackbook.store.frames import RunRecord
 from trackbook.store._mlflow_sql import restore_special_values
 
 BULK_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
@@ -37,6 +45,8 @@ ARROW_WORKERS = 4
 
 #: Server URLs known to lack the Arrow endpoint (stock mlflow servers).
 _no_arrow: set[str] = set()
+#: Server URLs known to lack the history-index endpoint.
+_no_index: set[str] = set()
 
 
 def host_creds_of(client: Any):
@@ -44,6 +54,30 @@ def host_creds_of(client: Any):
     store = getattr(getattr(client, "_tracking_client", None), "store", None)
     get = getattr(store, "get_host_creds", None)
     return get() if callable(get) else None
+
+
+def history_index(host_creds: Any, run_ids: list[str]) -> list[RunRecord] | None:
+    """Status and per-metric point count of these runs from trackbook's server, or None
+    where the server has no such endpoint (a stock mlflow server)."""
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    if host_creds.host in _no_index:
+        return None
+    out: list[RunRecord] = []
+    for i in range(0, max(1, len(run_ids)), MAX_RUNS):
+        chunk = run_ids[i : i + MAX_RUNS]
+        if not chunk:
+            break
+        response = http_request(host_creds=host_creds, endpoint=INDEX_ROUTE, method="POST", json={"run_ids": chunk})
+        if response.status_code in (404, 405, 501):
+            _no_index.add(host_creds.host)
+            return None
+        body = verify_rest_response(response, INDEX_ROUTE).json()
+        out.extend(
+            RunRecord(r["run_id"], "", "", "", r["status"], None, None, metric_signatures=dict(r["metrics"]))
+            for r in body["runs"]
+        )
+    return out
 
 
 def read_points(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:

@@ -192,6 +192,7 @@ class Store(abc.ABC):
         for rid in run_ids:
             sigs = index[rid].signatures()
             wanted[rid] = sigs if metrics is None else {m: sigs.get(m) for m in metrics}
+        cache = cache and self._history_cacheable()
         cacheable = {r: wanted[r] for r in run_ids if cache and index[r].status in C.FINAL_STATUSES}
         hits, missed = self.cache.get_many(cacheable) if cacheable else (None, [])
         parts = [] if hits is None else [hits]
@@ -202,9 +203,8 @@ class Store(abc.ABC):
             fresh = self._read_history(to_read, names)
             parts.append(fresh)
             if cache:
-                finished = [r for r in to_read if index[r].status in C.FINAL_STATUSES]
-                for rid, points in F.split_by_run(fresh, finished):
-                    self.cache.put(rid, points, wanted[rid], complete=metrics is None)
+                finished = {r: wanted[r] for r in to_read if index[r].status in C.FINAL_STATUSES}
+                self.cache.put_many(fresh, finished, complete=metrics is None)
         frame = F.finish_history(F.concat_points(parts), run_ids)
         return frame if max_points is None else F.downsample(frame, max_points)
 
@@ -243,6 +243,10 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def _get_runs(self, run_ids: list[str]) -> list[RunRecord]:
         """The runs with these ids; unknown ids are left out."""
+
+    def _history_cacheable(self) -> bool:
+        """Whether this store's metric signatures change with every added point (else no caching)."""
+        return True
 
     def _history_index(self, run_ids: list[str]) -> list[RunRecord]:
         """Records of these runs with status and metric signatures; unknown ids left out.

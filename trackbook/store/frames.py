@@ -106,8 +106,8 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
     """
     present = _as_categorical(frame[C.RUN_ID])
     # from_codes, not set_categories: the latter overflows its int8 codes past 127 new categories.
-    position = pd.Index(run_ids).get_indexer(present.categories)
-    codes = position[present.codes] if len(position) else np.full(len(present), -1)
+    position = pd.Index(run_ids).get_indexer(present.categories).astype(np.int32)
+    codes = position[present.codes] if len(position) else np.full(len(present), -1, dtype=np.int32)
     runs = pd.Categorical.from_codes(np.where(present.codes >= 0, codes, -1), categories=pd.Index(run_ids, dtype="str"))
     metric = _as_categorical(frame[C.METRIC])
     metric = metric.reorder_categories(sorted(metric.categories))
@@ -118,7 +118,8 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
             C.STEP: frame[C.STEP].to_numpy(dtype="int64"),
             C.VALUE: frame[C.VALUE].to_numpy(dtype="float64"),
             C.TIMESTAMP: to_utc(frame[C.TIMESTAMP]),
-        }
+        },
+        copy=False,  # fresh or read-only columns already; a dict would be copied by default
     )
     if len(out) < 2:
         return out
@@ -131,7 +132,11 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
 def _as_categorical(values: pd.Series) -> pd.Categorical:
     """``values`` as a categorical of the labels present, with ``str`` categories."""
     if isinstance(values.dtype, pd.CategoricalDtype):
-        cat = values.array.remove_unused_categories()
+        cat = values.array
+        codes = np.asarray(cat.codes)
+        # bincount, not remove_unused_categories' sort of every code: O(points) once
+        if not (np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0).all():
+            cat = cat.remove_unused_categories()
     else:
         cat = pd.Categorical(values.astype(object))
     if cat.categories.dtype != "str":
@@ -153,29 +158,12 @@ def concat_points(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return numbers.assign(**labels)
 
 
-def split_by_run(points: pd.DataFrame, run_ids: list[str]):
-    """``(run_id, points of that run)`` for each of ``run_ids``, runs without points included."""
-    if not run_ids:
-        return
-    codes = _as_categorical(points[C.RUN_ID])
-    rows = pd.Series(np.arange(len(points))).groupby(np.asarray(codes.codes)).indices
-    position = {name: i for i, name in enumerate(codes.categories)}
-    for rid in run_ids:
-        at = rows.get(position.get(rid, -1))
-        if at is None:
-            yield rid, points.iloc[:0]
-        elif at[-1] - at[0] + 1 == len(at):  # contiguous (the SQL path's order): a cheap slice
-            yield rid, points.iloc[at[0] : at[-1] + 1]
-        else:
-            yield rid, points.iloc[at]
-
-
 def _is_sorted(keys: tuple[np.ndarray, ...]) -> bool:
     """Whether rows are already in lexicographic order of ``keys`` (primary key last)."""
     undecided = np.ones(len(keys[0]) - 1, dtype=bool)
     for key in reversed(keys):
         diff = np.diff(key)
-        if np.any(diff[undecided] < 0):
+        if np.any((diff < 0) & undecided):  # masks, not diff[undecided]: no copy of the diffs
             return False
         undecided &= diff == 0
         if not undecided.any():

@@ -57,6 +57,10 @@ class MLflowStore(Store):
         self._engine = _mlflow_sql.engine_of(self._client)
         #: Credentials of an mlflow server (the REST bulk path), else None.
         self._host_creds = _mlflow_rest.host_creds_of(self._client) if self._engine is None else None
+        #: Point counts from the last _history_index, for the _read_history after it.
+        self._index_counts: dict[str, dict[str, int]] | None = None
+        #: (store version, run id -> metric signatures) from the last _history_index.
+        self._index_memo: tuple[Any, dict[str, dict[str, Any]]] = (None, {})
 
     # ---------------------------------------------------------------- experiments
 
@@ -113,12 +117,37 @@ class MLflowStore(Store):
 
     def _history_index(self, run_ids: list[str]) -> list[RunRecord]:
         if self._engine is not None:
-            return _mlflow_sql.history_index(self._engine, run_ids)
+            # While nothing was added to a sqlite store (one O(log n) query says so),
+            # the signatures read last time still hold: no scan of the points.
+            version = _mlflow_sql.store_version(self._engine)
+            memo = self._index_memo[1] if version is not None and self._index_memo[0] == version else {}
+            records = _mlflow_sql.history_index(self._engine, run_ids, memo)
+            if version is not None:
+                memo = dict(memo) if len(memo) < 1_000_000 else {}
+                memo.update((r.run_id, r.metric_signatures) for r in records)
+                self._index_memo = (version, memo)
+            self._index_counts = {r.run_id: {k: sig[0] for k, sig in r.metric_signatures.items()} for r in records}
+            return records
+        if self._host_creds is not None:
+            found = _mlflow_rest.history_index(self._host_creds, run_ids)
+            if found is not None:
+                return found
         return self._get_runs(run_ids)
+
+    def _history_cacheable(self) -> bool:
+        """SQL stores and trackbook's server count each series' points; other stores
+        (a stock mlflow server, a file store) tell only the latest point, which a point
+        logged later at an earlier step does not change, so their runs are not cached."""
+        if self._engine is not None:
+            return True
+        return self._host_creds is not None and self._host_creds.host not in _mlflow_rest._no_index
 
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
         if self._engine is not None:
-            return _mlflow_sql.read_points(self._engine, run_ids, metrics)
+            # The point counts history() just had from _history_index save a query;
+            # read_points checks them against what it reads.
+            counts, self._index_counts = self._index_counts, None
+            return _mlflow_sql.read_points(self._engine, run_ids, metrics, counts)
         if self._host_creds is not None:
             return _mlflow_rest.read_points(self._host_creds, run_ids, metrics)
         return self._naive_history(run_ids, metrics)

@@ -9,7 +9,10 @@ KILLED (KeyboardInterrupt, SIGTERM, the interpreter exiting mid-training):
 - in Jupyter/IPython, the cell's ``post_run_cell`` event carries the error;
 - at interpreter exit, runs still open in training are ended KILLED, and other open
   runs FINISHED (FAILED after an uncaught exception), as ``mlflow.start_run`` does.
-A run killed hard (SIGKILL, power loss) cannot end itself: readers see it ``stale``.
+A run killed hard (SIGKILL, power loss) cannot end itself: readers see it ``stale``
+until ``trackbook sync`` delivers its journal and marks it KILLED at its last write.
+A process that exits with writes undelivered says so on stderr, with the command
+that delivers them.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ _training: weakref.WeakSet = weakref.WeakSet()  # trackers inside learn()
 _installed = False
 _lock = threading.Lock()
 _uncaught: list[str] = []  # status implied by an uncaught exception, if any
+_undelivered: weakref.WeakSet = weakref.WeakSet()  # ended runs whose writes are still being retried
 
 
 def status_for(exc_type: type[BaseException] | None) -> str:
@@ -46,6 +50,15 @@ def watch(tracker: Any) -> None:
 def unwatch(tracker: Any) -> None:
     _open.discard(tracker)
     _training.discard(tracker)
+
+
+def undelivered(tracker: Any) -> None:
+    _install()
+    _undelivered.add(tracker)
+
+
+def delivered(tracker: Any) -> None:
+    _undelivered.discard(tracker)
 
 
 def training_started(tracker: Any) -> None:
@@ -107,5 +120,11 @@ def _at_exit() -> None:
     for tracker in list(_open):
         try:
             tracker.end_run(status, timeout=30)
+        except Exception:  # noqa: BLE001
+            pass
+    for tracker in list(_undelivered):
+        try:
+            if tracker._outbox is not None and tracker._outbox.pending:
+                print(tracker.undelivered_message(), file=sys.stderr, flush=True)
         except Exception:  # noqa: BLE001
             pass

@@ -11,6 +11,13 @@ are spilled to JSON-lines segments on disk and replayed from there first. A batc
 the store took but whose answer was lost is sent again; MLflow ignores a metric point
 it already holds (same key, step, timestamp and value), so the store ends up with
 every point exactly once.
+
+With a :class:`~trackbook.tracking._journal.Journal`, every operation is also appended
+to it (under the same lock, so the journal's order is the queue's) before ``put``
+returns, the journal is fsync'ed each time a batch is taken for delivery, and each
+delivered batch is acknowledged in it: a process that dies leaves exactly the
+unacknowledged operations for ``trackbook sync``. Without a ``send`` (offline mode)
+there is no delivery thread: operations only go to the journal.
 """
 
 from __future__ import annotations
@@ -25,19 +32,26 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from trackbook.layout import OpKind
+
+if TYPE_CHECKING:
+    from trackbook.tracking._journal import Journal
 
 _log = logging.getLogger("trackbook.tracking")
 
-METRICS = "metrics"
+METRICS = OpKind.METRICS
 
 
 @dataclass
 class Op:
-    """One write. ``payload`` is JSON-able: for metrics, a list of [key, value, ts_ms, step]."""
+    """One write. ``payload`` is JSON-able: for metrics, a list of [key, value, ts_ms, step].
+    ``seq`` is its number in the run's journal (0 without one)."""
 
     kind: str
     payload: Any
+    seq: int = 0
 
     @property
     def size(self) -> int:
@@ -53,23 +67,27 @@ class Outbox:
         flush_interval: seconds between deliveries when nothing asks for one sooner.
         max_points_in_memory: queued points kept in memory before spilling to disk.
         spill_dir: where spilled segments go (a new temporary folder if None).
+        journal: where every operation is also written before ``put`` returns.
     """
 
     def __init__(
         self,
-        send: Callable[[Op], None],
+        send: Callable[[Op], None] | None,
         *,
         name: str = "",
         batch_size: int = 1000,
         flush_interval: float = 5.0,
         max_points_in_memory: int = 100_000,
         spill_dir: str | Path | None = None,
+        journal: Journal | None = None,
     ) -> None:
         self._send = send
         self.name = name
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_points_in_memory = max_points_in_memory
+        if spill_dir is None and journal is not None:
+            spill_dir = journal.folder / "spill"
         self._spill_dir = Path(spill_dir) if spill_dir else None
         self._segments: collections.deque[Path] = collections.deque()
         self._replay: collections.deque[Op] = collections.deque()
@@ -87,8 +105,12 @@ class Outbox:
         #: CPU seconds the delivery thread spent delivering (what logging costs besides the hooks).
         self.delivery_cpu = 0.0
         self.last_error: str | None = None
-        self._thread = threading.Thread(target=self._run, name=f"trackbook-outbox-{name}", daemon=True)
-        self._thread.start()
+        self.journal = journal
+        self._on_drained: Callable[[], None] | None = None
+        self._thread: threading.Thread | None = None
+        if send is not None:
+            self._thread = threading.Thread(target=self._run, name=f"trackbook-outbox-{name}", daemon=True)
+            self._thread.start()
 
     # ----------------------------------------------------------------- producers
 
@@ -105,6 +127,10 @@ class Outbox:
 
     def _append(self, op: Op) -> None:
         with self._lock:
+            if self.journal is not None:
+                op.seq = self.journal.append(op.kind, op.payload)
+                if self._thread is None:
+                    return  # offline: the journal is the only copy
             self._idle.clear()
             self._queue.append(op)
             self._points_in_memory += op.size
@@ -125,7 +151,7 @@ class Outbox:
         segment = self._spill_dir / f"segment-{time.time_ns()}.jsonl"
         with segment.open("w") as out:
             for op in moved:
-                out.write(json.dumps([op.kind, op.payload]) + "\n")
+                out.write(json.dumps([op.kind, op.payload, op.seq]) + "\n")
         self._segments.append(segment)
         self._points_in_memory -= count
         _log.info("trackbook: store unreachable, %d queued points spilled to %s", count, segment)
@@ -134,8 +160,10 @@ class Outbox:
 
     @property
     def pending(self) -> int:
-        """Operations not yet delivered (spilled ones count by segment)."""
+        """Operations not yet delivered (spilled ones count by segment without a journal)."""
         with self._lock:
+            if self.journal is not None:
+                return self.journal.pending
             return len(self._inflight) + len(self._queue) + len(self._replay) + len(self._segments)
 
     @property
@@ -147,9 +175,21 @@ class Outbox:
         self._wake.set()
         return self._idle.wait(timeout)
 
-    def close(self, timeout: float | None = None) -> bool:
-        """Deliver what is queued (waiting up to ``timeout``), then stop the thread."""
+    def close(self, timeout: float | None = None, *, on_drained: Callable[[], None] | None = None) -> bool:
+        """Deliver what is queued (waiting up to ``timeout``), then stop the thread.
+
+        If ``timeout`` runs out, the thread goes on retrying while the process lives,
+        calls ``on_drained`` once everything is delivered, and stops.
+        """
+        if self._thread is None:
+            if self.journal is not None:
+                self.journal.sync()
+            return False  # offline: nothing is delivered here
         done = self.flush(timeout)
+        if not done and on_drained is not None:
+            self._on_drained = on_drained
+            self._wake.set()
+            return False
         self._stop = True
         self._wake.set()
         self._thread.join(timeout=5)
@@ -173,6 +213,8 @@ class Outbox:
             if not source:
                 self._idle.set()
                 return None
+            if self.journal is not None:
+                self.journal.sync()  # a batch boundary
             batch = [source.popleft()]
             points = batch[0].size
             if batch[0].kind == METRICS:
@@ -193,6 +235,12 @@ class Outbox:
             while True:
                 ops = self._next_batch()
                 if ops is None:
+                    if self._on_drained is not None:
+                        try:
+                            self._on_drained()
+                        except Exception as exc:  # noqa: BLE001 - bookkeeping must not raise in a thread
+                            _log.warning("trackbook: finishing a delivered journal failed: %s", exc)
+                        return
                     break
                 started = time.thread_time()
                 try:
@@ -236,6 +284,8 @@ class Outbox:
 
     def _on_success(self, ops: list[Op]) -> None:
         self.delivered_points += sum(op.size for op in ops if op.kind == METRICS)
+        if self.journal is not None:
+            self.journal.ack(max(op.seq for op in ops))
         if self._failing_since is not None:
             _log.warning(
                 "trackbook: tracking store reachable again after %.0fs; delayed writes delivered.",

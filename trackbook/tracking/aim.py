@@ -12,8 +12,7 @@ from pathlib import Path
 from trackbook import _aim
 from trackbook import columns as C
 from trackbook import layout as L
-from trackbook.tracking._outbox import Op
-from trackbook.tracking.base import HealthReport, Tracker
+from trackbook.tracking.base import HealthReport, Tracker, _Deleted
 
 
 class AimTracker(Tracker):
@@ -31,50 +30,73 @@ class AimTracker(Tracker):
         meta.update(changes)
         self._aim_run[L.AIM_TRACKBOOK_KEY] = meta
 
-    def _send(self, op: Op) -> None:
+    def _send_create(self, p: dict) -> str:
         import aim
 
-        p = op.payload
-        if op.kind == "create":
-            self.path.mkdir(parents=True, exist_ok=True)
-            _aim.open_repo(self.path, init=not (self.path / ".aim").is_dir())
-            run = aim.Run(
-                repo=str(self.path), experiment=p["experiment"], system_tracking_interval=None,
-                capture_terminal_logs=False, log_system_params=False,
-            )
-            run.name = p["name"] or run.hash
-            run[L.AIM_TAGS_KEY] = p["tags"]
-            run[L.AIM_PARAMS_KEY] = {}
-            self._aim_run = run
-            self._meta(status=C.RUNNING, parent_run_id=p["parent_run_id"], heartbeat=p["start_ms"])
-            self._created(run.hash)
-            return
-        run = self._aim_run
-        if op.kind == "params":
-            run[L.AIM_PARAMS_KEY] = {**(run.get(L.AIM_PARAMS_KEY, None) or {}), **p}
-        elif op.kind == "tags":
-            run[L.AIM_TAGS_KEY] = {**(run.get(L.AIM_TAGS_KEY, None) or {}), **p}
-        elif op.kind == "metrics":
-            for key, value, _ts, step in p:
-                run.track(value, name=key, step=step)
-        elif op.kind == "artifact":
-            if run.artifacts_uri is None:
-                run.set_artifacts_uri((self.path / "artifacts").resolve().as_uri())
-            source = Path(p["path"])
-            prefix = f"{p['artifact_path'].strip('/')}/" if p["artifact_path"] else ""
-            if source.is_dir():
-                run.log_artifacts(str(source), name=f"{prefix}{source.name}", block=True)
-            else:
-                run.log_artifact(str(source), name=f"{prefix}{source.name}", block=True)
-        elif op.kind == "heartbeat":
-            self._meta(heartbeat=p["ms"])
-        elif op.kind == "terminate":
-            self._meta(status=p["status"], end_ms=p["end_ms"])
-            run.close()
-            self._aim_run = None
-            _aim.index_pending_runs(_aim.open_repo(self.path))
-        else:  # pragma: no cover
-            raise ValueError(f"unknown operation {op.kind!r}")
+        self.path.mkdir(parents=True, exist_ok=True)
+        _aim.open_repo(self.path, init=not (self.path / ".aim").is_dir())
+        run = aim.Run(
+            repo=str(self.path), experiment=p["experiment"], system_tracking_interval=None,
+            capture_terminal_logs=False, log_system_params=False,
+        )
+        run.name = p["name"] or run.hash
+        run[L.AIM_TAGS_KEY] = p["tags"]
+        run[L.AIM_PARAMS_KEY] = {}
+        self._aim_run = run
+        self._meta(**{L.AIM_STATUS: C.RUNNING, L.AIM_PARENT_RUN_ID: p["parent_run_id"],
+                      L.AIM_HEARTBEAT: p["start_ms"], L.AIM_LOCAL_ID: p.get("local_id")})
+        return run.hash
+
+    def _run(self):
+        if self._aim_run is None:
+            self._resume(self.run_id)
+        return self._aim_run
+
+    def _send_params(self, p: dict) -> None:
+        run = self._run()
+        run[L.AIM_PARAMS_KEY] = {**(run.get(L.AIM_PARAMS_KEY, None) or {}), **p}
+
+    def _send_tags(self, p: dict) -> None:
+        run = self._run()
+        run[L.AIM_TAGS_KEY] = {**(run.get(L.AIM_TAGS_KEY, None) or {}), **p}
+
+    def _send_metrics(self, p: list) -> None:
+        run = self._run()
+        for key, value, _ts, step in p:
+            run.track(value, name=key, step=step)
+
+    def _send_artifact(self, p: dict) -> None:
+        run = self._run()
+        if run.artifacts_uri is None:
+            run.set_artifacts_uri((self.path / "artifacts").resolve().as_uri())
+        source = Path(p["path"])
+        prefix = f"{p['artifact_path'].strip('/')}/" if p["artifact_path"] else ""
+        if source.is_dir():
+            run.log_artifacts(str(source), name=f"{prefix}{source.name}", block=True)
+        else:
+            run.log_artifact(str(source), name=f"{prefix}{source.name}", block=True)
+
+    def _send_heartbeat(self, p: dict) -> None:
+        self._run()
+        self._meta(**{L.AIM_HEARTBEAT: p["ms"]})
+
+    def _send_terminate(self, p: dict) -> None:
+        run = self._run()
+        self._meta(**{L.AIM_STATUS: p["status"], L.AIM_END_MS: p["end_ms"]})
+        run.close()
+        self._aim_run = None
+        _aim.index_pending_runs(_aim.open_repo(self.path))
+
+    def _resume(self, run_id: str) -> None:
+        import aim
+        from aim.sdk.errors import MissingRunError
+
+        try:
+            self._aim_run = aim.Run(run_hash=run_id, repo=str(self.path), system_tracking_interval=None,
+                                    capture_terminal_logs=False, log_system_params=False, force_resume=True)
+        except MissingRunError as exc:
+            raise _Deleted(run_id) from exc
+        self.run_id = run_id
 
     def health_check(self) -> HealthReport:
         report = HealthReport(ok=True, backend=self.backend, uri=f"aim://{self.path}")

@@ -16,6 +16,7 @@ from trackbook import columns as C
 from trackbook import layout as L
 from trackbook.tracking import _lifecycle
 from trackbook.tracking.base import Tracker
+from trackbook.tracking.trackers import make_tracker
 from trackbook.tracking.sb3 import (
     ChainCallback,
     EpisodeCallback,
@@ -86,6 +87,9 @@ class TrackingCallback(CallbackList):
         prometheus_port: serve live ``rl_training_*`` metrics on 127.0.0.1 at this port
             (0: a free one); a taken port warns and a free one is used. See
             :mod:`trackbook.tracking.prometheus`.
+        prometheus_host: the address the exporter binds (default 127.0.0.1; e.g. ``0.0.0.0``
+            for a Prometheus in Docker, which scrapes from outside this machine's loopback).
+        offline: journal only, reach no store (None: ``$TRACKBOOK_OFFLINE``); ``trackbook sync`` delivers it.
         verbose: SB3's verbosity.
 
     Raises:
@@ -117,6 +121,8 @@ class TrackingCallback(CallbackList):
         base_run_id: str | None = None,
         previous_timesteps: int | None = None,
         prometheus_port: int | None = None,
+        prometheus_host: str | None = None,
+        offline: bool | None = None,
         verbose: int = 0,
     ) -> None:
         if eval_freq < 0 or save_freq < 0:
@@ -129,6 +135,8 @@ class TrackingCallback(CallbackList):
                 f"experiment_name is the trading stack's spelling of experiment: give one of them."
             )
         self.store = store
+        if offline is not None and tracker is None:  # offline: journal only (``trackbook sync`` delivers it)
+            tracker = make_tracker(store, offline=offline)
         #: Opens the run, logs what it is, ends it; its ``run_log`` is what every part writes through.
         self.run = RunCallback(
             tracker if tracker is not None else store, experiment=experiment or experiment_name, run_name=run_name,
@@ -148,7 +156,8 @@ class TrackingCallback(CallbackList):
             ModelCheckpointCallback(log, save_freq, verbose=verbose) if save_freq else None
         )
         self.prometheus: PrometheusCallback | None = (
-            PrometheusCallback(log, prometheus_port, verbose=verbose) if prometheus_port is not None else None
+            PrometheusCallback(log, prometheus_port, host=prometheus_host, verbose=verbose)
+            if prometheus_port is not None else None
         )
         parts: list[BaseCallback | None] = [self.run, self.chain, self.sb3_logger, self.episodes, self.evaluation,
                                             self.checkpoints, self.prometheus]

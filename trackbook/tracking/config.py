@@ -1,6 +1,11 @@
 """Experiment configs: YAML files with dotted command-line overrides, validated by OmegaConf.
 
-A config has four sections::
+trackbook reads five sections (below). It validates the keys it uses and keeps every
+other key as written (the trading stack's ``model.input_dim``, ``training.epochs``,
+``model.hidden_layers``, a section of your own, ...), so the whole file is logged with
+the run. An unknown key that looks like a misspelling of a known one
+(``training.total_timestep``) is an error that names the known key. ``hpo.num_trials``
+(the trading stack's name) is read as ``hpo.n_trials``.
 
     experiment:            # where and under which name runs are logged
       name: ppo-cartpole
@@ -18,24 +23,37 @@ A config has four sections::
       save_freq: 10000
       seed: 0
     hpo:                   # a study: Optuna's search space per parameter
-      n_trials: 20
+      n_trials: 20         # or num_trials
       direction: maximize
-      metric: eval/mean_reward
+      metric: eval/mean_reward   # what the objective measures (default: objective)
+      sampler: TPESampler
+      objective: mypkg.train:objective   # what `trackbook hpo CONFIG.yaml` runs
       param_space: {learning_rate: [0.0001, 0.001, 0.01]}
+    monitoring:            # the Prometheus exporter
+      prometheus_port: 8011
+      prometheus_host: 127.0.0.1
+
+Overrides are written ``section.key=value`` or, as the trading stack's scripts take
+them, ``--section.key value`` (and ``--section.key=value``).
 
 Example:
     >>> cfg = load_config("configs/ppo.yaml", ["training.total_timesteps=5000"])  # doctest: +SKIP
+    >>> cfg = load_config("hpo_example.yaml", ["--model.learning_rate", "0.005"])  # doctest: +SKIP
     >>> cfg.model.params.learning_rate                                            # doctest: +SKIP
 """
 
 from __future__ import annotations
 
+import difflib
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from trackbook.errors import ConfigError
+
+_log = logging.getLogger("trackbook.tracking")
 
 
 @dataclass
@@ -68,9 +86,23 @@ class TrainingSection:
 class HPOSection:
     n_trials: int = 10
     direction: str = "maximize"
-    metric: str = "eval/mean_reward"
+    #: what the objective measures (recorded on the parent run); null: "objective"
+    metric: str | None = None
     sampler: str = "TPESampler"
+    seed: int | None = None
+    #: ``module:function`` run by ``trackbook hpo CONFIG.yaml``: ``function(trial) -> float``.
+    objective: str | None = None
+    study_name: str | None = None
+    #: Optuna RDB storage shared by parallel workers (in memory if null).
+    storage: str | None = None
     param_space: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MonitoringSection:
+    prometheus_port: int | None = None
+    #: Address the exporter binds; another than 127.0.0.1 (0.0.0.0 for a Prometheus in Docker) must be asked for.
+    prometheus_host: str = "127.0.0.1"
 
 
 @dataclass
@@ -79,8 +111,11 @@ class ExperimentConfig:
     model: ModelSection = field(default_factory=ModelSection)
     training: TrainingSection = field(default_factory=TrainingSection)
     hpo: HPOSection = field(default_factory=HPOSection)
+    monitoring: MonitoringSection = field(default_factory=MonitoringSection)
 
 
+#: The trading stack's names for trackbook's keys (read by :func:`_aliases`).
+_ALIASES = ("num_trials",)
 _ALGORITHMS = ("A2C", "DDPG", "DQN", "PPO", "SAC", "TD3")
 _DIRECTIONS = ("maximize", "minimize")
 
@@ -92,25 +127,30 @@ def load_config(
     """Read a YAML config (or a mapping), apply dotted overrides, validate, return it.
 
     Args:
-        source: a YAML file, a mapping, or None for the defaults.
-        overrides: ``"section.key=value"`` strings, as given on a command line
-            (``training.learning_rate=0.005``); values are parsed as YAML.
+        source: a YAML file, a mapping (plain or OmegaConf), or None for the defaults.
+        overrides: ``"section.key=value"`` strings, or the trading stack's
+            ``"--section.key", "value"`` pairs, as given on a command line; values are
+            parsed as YAML.
 
     Returns:
-        An OmegaConf ``DictConfig`` typed by :class:`ExperimentConfig`, read-only.
+        An OmegaConf ``DictConfig``, read-only: the sections of :class:`ExperimentConfig`
+        typed and validated, every other key kept as given.
 
     Raises:
-        ConfigError: a file is missing or not YAML, a key is unknown, a value has the
-            wrong type, or a value is out of range; the message names the key.
+        ConfigError: a file is missing or not YAML, a key misspells a known one, a value
+            has the wrong type, or a value is out of range; the message names the key.
     """
-    from omegaconf import OmegaConf
+    from omegaconf import DictConfig, OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
     schema = OmegaConf.structured(ExperimentConfig)
+    _open(schema)
     origin = "defaults"
     try:
         if source is None:
             loaded = OmegaConf.create({})
+        elif isinstance(source, DictConfig):
+            loaded, origin = source, "the mapping given"
         elif isinstance(source, Mapping):
             loaded, origin = OmegaConf.create(dict(source)), "the mapping given"
         else:
@@ -118,6 +158,9 @@ def load_config(
             if not path.is_file():
                 raise ConfigError(f"Config file {path} does not exist. Pass the path of a YAML experiment config.")
             loaded, origin = OmegaConf.load(path), str(path)
+        if not isinstance(loaded, DictConfig):
+            raise ConfigError(f"The config {origin} is not a mapping of sections (experiment, model, training, ...).")
+        _check_spelling(loaded, origin)
         cfg = OmegaConf.merge(schema, loaded)
     except OmegaConfBaseException as exc:
         raise ConfigError(_explain(exc, origin)) from None
@@ -125,17 +168,50 @@ def load_config(
         if isinstance(exc, ConfigError):
             raise
         raise ConfigError(f"Could not read the config {origin}: {exc}") from None
-    overrides = list(overrides)
-    for item in overrides:
-        if "=" not in item or item.startswith("="):
-            raise ConfigError(f"Override {item!r} is not of the form section.key=value (e.g. training.seed=3).")
+    dotlist = parse_overrides(overrides)
     try:
-        cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist(overrides))
+        given = OmegaConf.from_dotlist(dotlist)
+        _check_spelling(given, "the command-line overrides")
+        cfg = OmegaConf.merge(cfg, given)
     except OmegaConfBaseException as exc:
         raise ConfigError(_explain(exc, "the command-line overrides")) from None
+    _aliases(cfg, given)
     _check_values(cfg)
     OmegaConf.set_readonly(cfg, True)
+    extra = sorted(set(config_to_params(cfg)) - set(config_to_params(OmegaConf.structured(ExperimentConfig))))
+    if extra:
+        _log.info("trackbook: config keys kept as given (logged, not used by trackbook): %s", ", ".join(extra))
     return cfg
+
+
+def parse_overrides(overrides: Iterable[str]) -> list[str]:
+    """Command-line overrides as OmegaConf's dotlist: ``key=value`` stays, ``--key value``
+    and ``--key=value`` become ``key=value``.
+
+    Example:
+        >>> parse_overrides(["--model.learning_rate", "0.005", "training.seed=3"])
+        ['model.learning_rate=0.005', 'training.seed=3']
+
+    Raises:
+        ConfigError: an item that is neither form, or a ``--key`` with no value after it.
+    """
+    items, out, i = list(overrides), [], 0
+    while i < len(items):
+        item = str(items[i])
+        if item.startswith("--"):
+            key, sep, value = item[2:].partition("=")
+            if not sep:
+                if i + 1 >= len(items) or str(items[i + 1]).startswith("--"):
+                    raise ConfigError(f"Override {item!r} has no value; write {item} VALUE or {item[2:]}=VALUE.")
+                value, i = str(items[i + 1]), i + 1
+            item = f"{key}={value}"
+        if "=" not in item or item.startswith("="):
+            raise ConfigError(
+                f"Override {item!r} is not of the form section.key=value or --section.key value "
+                f"(e.g. training.seed=3, --model.learning_rate 0.005).")
+        out.append(item)
+        i += 1
+    return out
 
 
 def config_to_params(cfg: Any) -> dict[str, str]:
@@ -218,8 +294,73 @@ def _check_values(cfg) -> None:
             problems.append(f"training.{key}={cfg.training[key]} must be >= 0 (0 turns it off)")
     if cfg.hpo.n_trials < 1:
         problems.append(f"hpo.n_trials={cfg.hpo.n_trials} must be >= 1")
+    port = cfg.monitoring.prometheus_port
+    if port is not None and not 0 <= port <= 65535:
+        problems.append(f"monitoring.prometheus_port={port} must be a port in 0..65535 (0: a free one)")
+    if cfg.hpo.objective is not None and ":" not in cfg.hpo.objective:
+        problems.append(f"hpo.objective={cfg.hpo.objective!r} must name a function as module:function")
     if problems:
         raise ConfigError("Invalid config: " + "; ".join(problems) + ".")
+
+
+def _open(node) -> None:
+    """Let every section keep keys trackbook does not use (typed keys stay typed)."""
+    from omegaconf import DictConfig, OmegaConf
+
+    OmegaConf.set_struct(node, False)
+    for key in node:
+        child = node._get_node(key)
+        if isinstance(child, DictConfig):
+            _open(child)
+
+
+def _check_spelling(loaded, origin: str) -> None:
+    """An unknown key that is nearly a known one (``trainig``, ``total_timestep``) is a typo."""
+    from dataclasses import fields
+
+    def walk(node, target, prefix: str) -> None:
+        known = {f.name: f for f in fields(target)}
+        for key in node:
+            key = str(key)
+            full = f"{prefix}{key}"
+            if key in _ALIASES:
+                continue
+            if key in known:
+                hint = _section_type(target, key)
+                if hint is not None and hasattr(node[key], "keys"):
+                    walk(node[key], hint, f"{full}.")
+                continue
+            close = difflib.get_close_matches(key, known, n=1, cutoff=0.85)
+            if close:
+                raise ConfigError(
+                    f"Unknown config key {full!r} in {origin}: did you mean {prefix}{close[0]}? "
+                    f"Known keys{' of ' + prefix.rstrip('.') if prefix else ''}: {', '.join(known)}. "
+                    f"Other keys are kept as given; this one is too close to a known one to be meant.")
+
+    walk(loaded, ExperimentConfig, "")
+
+
+def _section_type(target: Any, key: str):
+    from dataclasses import is_dataclass
+    from typing import get_type_hints
+
+    hint = get_type_hints(target).get(key)
+    return hint if hint is not None and is_dataclass(hint) else None
+
+
+def _aliases(cfg, given) -> None:
+    """``hpo.num_trials`` (the trading stack's name) and ``hpo.n_trials`` are one setting;
+    the one set on the command line wins, else ``num_trials`` from the file."""
+    hpo = cfg.hpo
+    if "num_trials" not in hpo:
+        return
+    from omegaconf import OmegaConf
+
+    overridden = OmegaConf.select(given, "hpo.n_trials") is not None
+    if overridden:
+        hpo.num_trials = hpo.n_trials
+    else:
+        hpo.n_trials = int(hpo.num_trials)
 
 
 def _explain(exc: Exception, origin: str) -> str:

@@ -11,10 +11,18 @@ Example:
     ...                          n_trials=20, store=store, experiment="ppo-hpo")
     >>> tb.study(store, result.parent_run_id).best                     # doctest: +SKIP
 
+From a config: ``optimize(objective, load_config("hpo.yaml"))`` (or its ``hpo`` section) reads
+``param_space``, ``n_trials`` (or ``num_trials``), ``direction``, ``sampler``, ``seed``,
+``metric`` (the objective metric), ``study_name`` and ``storage`` from the ``hpo`` section,
+the experiment and store from ``experiment``; keywords given to ``optimize`` win. Each trial's
+``trial.config`` is the config with the sampled values in place. ``trackbook hpo CONFIG.yaml``
+runs the function named by ``hpo.objective`` (``module:function``).
+
 Search spaces: a list is a set of choices (as in the trading stack's YAML ``param_space``); a mapping
 ``{low, high}`` a range, with ``log: true``, ``step``, and ``type: int`` or ``float``
 (int when low and high are ints); ``{choices: [...]}`` choices; an Optuna distribution
-object as itself; any other value a fixed param (logged, not searched).
+object as itself; any other value a fixed param (logged, not searched). OmegaConf lists and
+mappings read as the plain ones they hold.
 
 Parallel workers: give every worker the same ``storage`` (an Optuna RDB URL such as
 ``postgresql://...`` or ``sqlite:///optuna.db``) and ``study_name``. The first call
@@ -24,9 +32,10 @@ others find the parent's id in the Optuna study and log their trials under it.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -54,13 +63,18 @@ class Trial:
         run_id: the trial's child run.
         tracker: writes to the trial's run (``log_metrics``, ``log_artifact``, ...).
         optuna_trial: the underlying ``optuna.Trial``.
+        config: for a study run from a config, the config with this trial's values in
+            place (a dotted name where it says, else the first section holding that key,
+            else ``hpo.params.<name>``); None otherwise.
     """
 
-    def __init__(self, optuna_trial: Any, params: dict[str, Any], tracker: Tracker, experiment: str) -> None:
+    def __init__(self, optuna_trial: Any, params: dict[str, Any], tracker: Tracker, experiment: str,
+                 config: Any = None) -> None:
         self.optuna_trial = optuna_trial
         self.params = params
         self.tracker = tracker
         self.experiment = experiment
+        self.config = config
 
     @property
     def number(self) -> int:
@@ -111,13 +125,13 @@ class OptimizeResult:
 def optimize(
     objective: Callable[[Trial], float],
     space: Mapping[str, Any],
-    n_trials: int,
+    n_trials: int | None = None,
     *,
     store: StoreLike = None,
     experiment: str | None = None,
     study_name: str | None = None,
-    direction: str = "maximize",
-    metric: str = "objective",
+    direction: str | None = None,
+    metric: str | None = None,
     sampler: Any = None,
     pruner: Any = None,
     storage: str | None = None,
@@ -135,14 +149,18 @@ def optimize(
 
     Args:
         objective: ``objective(trial: Trial) -> float``.
-        space: the search space (see the module's docs).
-        n_trials: trials to run in this call.
+        space: the search space (see the module's docs), or a config (``load_config``)
+            or its ``hpo`` section, whose settings fill the keywords not given.
+        n_trials: trials to run in this call (from the config when None).
         store: a Store or tracking URI (see :func:`trackbook._uri.resolve_uri`).
         experiment: experiment of the parent and trial runs.
         study_name: Optuna's study name, also the parent run's name (default:
             ``<experiment>-<date-time>``).
-        direction: ``"maximize"`` or ``"minimize"``.
+        direction: ``"maximize"`` (the default) or ``"minimize"``.
         metric: what the objective measures, recorded on the parent (``objective`` param).
+
+    Raises:
+        ValueError: a bad direction, sampler or space, or no ``n_trials`` anywhere.
         sampler: an Optuna sampler, or its class name (``"TPESampler"``, ``"RandomSampler"``).
         pruner: an Optuna pruner (default Optuna's median pruner).
         storage: Optuna RDB storage URL shared by parallel workers (in memory if None).
@@ -152,8 +170,28 @@ def optimize(
     """
     import optuna
 
+    config, section = _config_parts(space)
+    if section is not None:
+        n_trials = n_trials if n_trials is not None else section.get("n_trials", section.get("num_trials"))
+        direction = direction or section.get("direction")
+        metric = metric or section.get("metric")
+        sampler = sampler if sampler is not None else section.get("sampler")
+        seed = seed if seed is not None else section.get("seed")
+        study_name = study_name or section.get("study_name")
+        storage = storage or section.get("storage")
+        space = section.get("param_space") or {}
+    if config is not None:
+        exp = config.get("experiment") or {}
+        experiment = experiment or exp.get("name")
+        store = store if store is not None else exp.get("tracking_uri")
+    if n_trials is None:
+        raise ValueError("n_trials is not given and the config has no hpo.n_trials (or hpo.num_trials).")
+    n_trials = int(n_trials)
+    direction = direction or L.MAXIMIZE
+    metric = metric or "objective"
     if direction not in L.DIRECTIONS:
         raise ValueError(f"direction={direction!r}: use 'maximize' or 'minimize'.")
+    space = _plain(space)
     distributions = parse_space(space)
     uri = resolve_uri(store)
     experiment = default_experiment(experiment)
@@ -189,7 +227,8 @@ def optimize(
             tags={L.TAG_TRIAL_NUMBER: optuna_trial.number, L.TAG_STUDY_NAME: study.study_name},
             parent_run_id=parent_run_id,
         )
-        trial = Trial(optuna_trial, params, tracker, experiment)
+        trial = Trial(optuna_trial, params, tracker, experiment,
+                      None if config is None else _with_params(config, params))
         try:
             value = float(objective(trial))
         except optuna.TrialPruned:
@@ -228,10 +267,10 @@ def parse_space(space: Mapping[str, Any]) -> dict[str, Any]:
     from optuna import distributions as D
 
     out: dict[str, Any] = {}
-    for name, spec in dict(space).items():
+    for name, spec in _plain(space).items():
         if isinstance(spec, D.BaseDistribution):
             out[name] = spec
-        elif isinstance(spec, (list, tuple)):
+        elif isinstance(spec, Sequence) and not isinstance(spec, (str, bytes)):
             if not spec:
                 raise ValueError(f"space[{name!r}] is an empty list of choices.")
             out[name] = D.CategoricalDistribution(list(spec))
@@ -240,6 +279,77 @@ def parse_space(space: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[name] = spec  # fixed
     return out
+
+
+def load_objective(name: str) -> Callable[[Trial], float]:
+    """The function ``module:function`` names (``hpo.objective`` of a config).
+
+    Raises:
+        ValueError: the name is not ``module:function``, or the module or function is missing.
+    """
+    module_name, sep, attr = str(name).partition(":")
+    if not sep or not module_name or not attr:
+        raise ValueError(f"objective {name!r}: name it as module:function (e.g. mypkg.train:objective).")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"objective {name!r}: cannot import {module_name!r} ({exc}); is it on PYTHONPATH?") from exc
+    function = module
+    for part in attr.split("."):
+        function = getattr(function, part, None)
+        if function is None:
+            raise ValueError(f"objective {name!r}: module {module_name!r} has no {attr!r}.")
+    if not callable(function):
+        raise ValueError(f"objective {name!r} is not a function.")
+    return function
+
+
+def _plain(value: Any) -> Any:
+    """OmegaConf containers as the plain dicts and lists they hold (anything else as it is)."""
+    try:
+        from omegaconf import Container, OmegaConf
+    except ImportError:
+        return dict(value) if isinstance(value, Mapping) else value
+    if isinstance(value, Container):
+        return OmegaConf.to_container(value, resolve=True)
+    return dict(value) if isinstance(value, Mapping) else value
+
+
+def _config_parts(space: Any) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """(whole config, hpo section) when ``space`` is one of them, else (None, None)."""
+    if not isinstance(space, Mapping):
+        return None, None
+    plain = _plain(space)
+    hpo = plain.get("hpo")
+    if isinstance(hpo, Mapping) and "param_space" in hpo:
+        return plain, dict(hpo)
+    if "param_space" in plain and isinstance(plain["param_space"], Mapping):
+        # the hpo section of a loaded config still knows its config
+        parent = getattr(space, "_get_parent", lambda: None)()
+        root = _plain(parent) if parent is not None and hasattr(parent, "keys") else None
+        return (root if isinstance(root, dict) and root.get("hpo") == plain else None), plain
+    return None, None
+
+
+def _with_params(config: dict[str, Any], params: dict[str, Any]) -> Any:
+    from copy import deepcopy
+
+    out = deepcopy(config)
+    for name, value in params.items():
+        parts = name.split(".")
+        if len(parts) == 1:
+            home = next((s for s in ("model", "training") if isinstance(out.get(s), dict) and name in out[s]), None)
+            home = home or next((k for k, v in out.items() if isinstance(v, dict) and name in v and k != "hpo"), None)
+            parts = [home, name] if home else ["hpo", "params", name]
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    try:
+        from omegaconf import OmegaConf
+    except ImportError:
+        return out
+    return OmegaConf.create(out)
 
 
 def _range(name: str, spec: dict[str, Any]):

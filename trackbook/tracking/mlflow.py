@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 from trackbook import layout as L
 from trackbook._uri import redact_uri
-from trackbook.tracking._outbox import Op
-from trackbook.tracking.base import HealthReport, Tracker, now_ms
+from trackbook.tracking.base import HealthReport, Tracker, _Deleted, now_ms
 
 _PARAM_MAX = 6000  # MLflow's limit on a param value
 _PER_BATCH = 100  # params or tags per log_batch
@@ -21,9 +21,16 @@ class MLflowTracker(Tracker):
 
     def __init__(self, uri: str, **kwargs) -> None:
         super().__init__(uri, **kwargs)
-        from mlflow.tracking import MlflowClient
+        self._mlflow_client = None
 
-        self._client = MlflowClient(tracking_uri=uri)
+    @property
+    def _client(self):
+        # Made on first use: MLflow's client creates a sqlite store's tables, which offline mode must not.
+        if self._mlflow_client is None:
+            from mlflow.tracking import MlflowClient
+
+            self._mlflow_client = MlflowClient(tracking_uri=self.uri)
+        return self._mlflow_client
 
     def _experiment_id(self, name: str) -> str:
         from mlflow.exceptions import MlflowException
@@ -39,41 +46,94 @@ class MLflowTracker(Tracker):
                 raise
             return found.experiment_id
 
-    def _send(self, op: Op) -> None:
-        from mlflow.entities import Metric, Param, RunTag
-
-        client, p = self._client, op.payload
-        if op.kind == "create":
-            tags = dict(p["tags"])
-            if p["parent_run_id"]:
-                tags[L.TAG_MLFLOW_PARENT] = p["parent_run_id"]
-            tags[L.TAG_HEARTBEAT] = str(p["start_ms"])
-            run = client.create_run(
-                self._experiment_id(p["experiment"]), start_time=p["start_ms"], tags=tags, run_name=p["name"]
+    def _send_create(self, p: dict) -> str:
+        experiment_id = self._experiment_id(p["experiment"])
+        if p.get("local_id"):
+            # An earlier try may have created the run and lost the answer (or a sync died right
+            # after it): find that run instead of making a second one.
+            found = self._client.search_runs(
+                [experiment_id], filter_string=f"tags.`{L.TAG_LOCAL_ID}` = '{p['local_id']}'", max_results=1,
             )
-            self._created(run.info.run_id)
-        elif op.kind == "params":
-            items = [Param(k, v[:_PARAM_MAX]) for k, v in p.items()]
-            for i in range(0, len(items), _PER_BATCH):
-                client.log_batch(self.run_id, params=items[i : i + _PER_BATCH])
-        elif op.kind == "tags":
-            items = [RunTag(k, v) for k, v in p.items()]
-            for i in range(0, len(items), _PER_BATCH):
-                client.log_batch(self.run_id, tags=items[i : i + _PER_BATCH])
-        elif op.kind == "metrics":
-            client.log_batch(self.run_id, metrics=[Metric(k, v, ts, step) for k, v, ts, step in p])
-        elif op.kind == "artifact":
-            if Path(p["path"]).is_dir():
-                folder = Path(p["artifact_path"] or "") / Path(p["path"]).name
-                client.log_artifacts(self.run_id, p["path"], artifact_path=str(folder))
-            else:
-                client.log_artifact(self.run_id, p["path"], artifact_path=p["artifact_path"])
-        elif op.kind == "heartbeat":
-            client.set_tag(self.run_id, L.TAG_HEARTBEAT, str(p["ms"]))
-        elif op.kind == "terminate":
-            client.set_terminated(self.run_id, p["status"], end_time=p["end_ms"])
-        else:  # pragma: no cover - a programming error
-            raise ValueError(f"unknown operation {op.kind!r}")
+            if found:
+                return found[0].info.run_id
+        tags = dict(p["tags"])
+        if p["parent_run_id"]:
+            tags[L.TAG_MLFLOW_PARENT] = p["parent_run_id"]
+        tags[L.TAG_HEARTBEAT] = str(p["start_ms"])
+        if p.get("local_id"):
+            tags[L.TAG_LOCAL_ID] = p["local_id"]
+        run = self._client.create_run(experiment_id, start_time=p["start_ms"], tags=tags, run_name=p["name"])
+        return run.info.run_id
+
+    def _send_params(self, p: dict) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v[:_PARAM_MAX]) for k, v in p.items()]
+        for i in range(0, len(items), _PER_BATCH):
+            self._log_batch("params", items[i : i + _PER_BATCH])
+
+    def _send_tags(self, p: dict) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, v) for k, v in p.items()]
+        for i in range(0, len(items), _PER_BATCH):
+            self._log_batch("tags", items[i : i + _PER_BATCH])
+
+    def _send_metrics(self, p: list) -> None:
+        from mlflow.entities import Metric
+
+        self._log_batch("metrics", [Metric(k, v, ts, step) for k, v, ts, step in p])
+
+    def _log_batch(self, field: str, items: list) -> None:
+        """``log_batch`` of ``items``; what the store refuses for good is left out, not retried.
+
+        MLflow refuses a whole batch for one bad name (``lr (x)``) or a param logged again
+        with another value; retrying it would hold every later write of the run behind it
+        for ever. So a refused batch is split by key, and the keys refused alone are
+        dropped with a warning naming them; every other item is delivered.
+        """
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.log_batch(self.run_id, **{field: items})
+            return
+        except MlflowException as exc:
+            if exc.error_code != "INVALID_PARAMETER_VALUE":
+                raise  # the store is down or busy: the outbox keeps it and retries
+            reason = str(exc).splitlines()[0][:200]
+        keys = list(dict.fromkeys(item.key for item in items))
+        if len(keys) == 1:
+            warnings.warn(f"trackbook: the store refused the {field[:-1]} {keys[0]!r} of run {self.run_id} "
+                          f"({reason}); it is left out, the rest of the run is logged.", RuntimeWarning, stacklevel=2)
+            return
+        for key in keys:
+            self._log_batch(field, [item for item in items if item.key == key])
+
+    def _send_artifact(self, p: dict) -> None:
+        if Path(p["path"]).is_dir():
+            folder = Path(p["artifact_path"] or "") / Path(p["path"]).name
+            self._client.log_artifacts(self.run_id, p["path"], artifact_path=str(folder))
+        else:
+            self._client.log_artifact(self.run_id, p["path"], artifact_path=p["artifact_path"])
+
+    def _send_heartbeat(self, p: dict) -> None:
+        self._client.set_tag(self.run_id, L.TAG_HEARTBEAT, str(p["ms"]))
+
+    def _send_terminate(self, p: dict) -> None:
+        self._client.set_terminated(self.run_id, p["status"], end_time=p["end_ms"])
+
+    def _resume(self, run_id: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self._client.get_run(run_id)
+        except MlflowException as exc:
+            if getattr(exc, "error_code", "") == "RESOURCE_DOES_NOT_EXIST":
+                raise _Deleted(run_id) from exc
+            raise
+        if run.info.lifecycle_stage == "deleted":
+            raise _Deleted(run_id)
+        self.run_id = run_id
 
     def health_check(self) -> HealthReport:
         report = HealthReport(ok=True, backend=self.backend, uri=redact_uri(self.uri))

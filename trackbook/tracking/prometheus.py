@@ -12,11 +12,20 @@ The families, their types and labels are those of the RL trading stack's exporte
 Prometheus queries and Grafana panels keep working. ``run_id`` labels only gauges, and
 at most ``max_runs`` runs keep series (older runs' series are dropped): histograms and
 counters are labelled by algorithm (and agent) only, so cardinality stays bounded.
-Every other metric a training logs (``eval/mean_reward``, ``train/approx_kl``, ...)
+Trading metrics a training logs feed the family's own gauges: ``sharpe_ratio``,
+``max_drawdown``, ``win_rate`` and ``total_return``, bare or under ``portfolio/``,
+``trading/`` or ``custom_metrics/`` (``portfolio/sharpe_ratio`` sets
+``rl_training_sharpe_ratio``), labelled by the training's agent; ``data_load_time``
+(seconds; also ``data/load_time``, ``time/data_load_time``) is observed by
+``rl_training_data_load_time_seconds``. Values go in as logged (the family's help says
+win rate in percent; log it so, or read the gauge as the fraction you logged).
+Every other metric a training logs (``eval/mean_reward``, ``portfolio/value``, ...)
 is exported as a gauge ``rl_training_<name>`` with the name sanitised to Prometheus'
 rules; two names that sanitise alike raise :class:`MetricNameCollision`.
 
-The server binds 127.0.0.1 by default and answers ``/metrics`` and ``/health``.
+The server binds 127.0.0.1 unless told otherwise: ``start_metrics_server(8011,
+host="0.0.0.0")`` lets a Prometheus in Docker scrape it (a callback with the same
+``prometheus_port`` then serves through that server). It answers ``/metrics`` and ``/health``.
 """
 
 from __future__ import annotations
@@ -46,6 +55,12 @@ LENGTH_BUCKETS = (10, 50, 100, 200, 500, 1000, 2000, 5000)
 LOSS_BUCKETS = (0.001, 0.01, 0.1, 0.5, 1.0, 2.0, 5.0, 10.0)
 ENTROPY_BUCKETS = (0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0)
 LOAD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
+LOCALHOST = "127.0.0.1"
+#: Logged names (after one of :data:`TRADING_PREFIXES`) that set the family's performance gauges.
+TRADING_METRICS = ("sharpe_ratio", "max_drawdown", "win_rate", "total_return")
+TRADING_PREFIXES = ("", "portfolio/", "trading/", "custom_metrics/")
+#: Logged names of the time spent loading training data, in seconds.
+DATA_LOAD_METRICS = ("data_load_time", "data_load_time_seconds", "data/load_time", "time/data_load_time")
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
 
@@ -238,7 +253,7 @@ class RLTrainingMetrics:
 class MetricsServer:
     """``/metrics`` (Prometheus text format) and ``/health`` (JSON) of one registry."""
 
-    def __init__(self, metrics: RLTrainingMetrics, port: int = DEFAULT_PORT, addr: str = "127.0.0.1") -> None:
+    def __init__(self, metrics: RLTrainingMetrics, port: int = DEFAULT_PORT, addr: str = LOCALHOST) -> None:
         self.metrics = metrics
         self.started = time.time()
         handler = _handler(self)
@@ -303,12 +318,22 @@ def default_metrics() -> RLTrainingMetrics:
         return _default
 
 
-def start_metrics_server(port: int = DEFAULT_PORT, addr: str = "127.0.0.1") -> MetricsServer:
-    """Serve the process-wide metrics on ``addr:port`` (once per port; later calls reuse it).
+def start_metrics_server(port: int = DEFAULT_PORT, addr: str | None = None, *, host: str | None = None) -> MetricsServer:
+    """Serve the process-wide metrics on ``host:port`` (once per port; later calls reuse it).
+
+    Example:
+        >>> start_metrics_server(8011, host="0.0.0.0")   # doctest: +SKIP - Prometheus in Docker scrapes it
+
+    Args:
+        port: the port (0: a free one).
+        addr, host: the address to bind (one name each for the same thing); 127.0.0.1
+            unless given. Another address is reachable from outside this machine.
 
     Raises:
         PortInUse: something else holds the port (``port=0`` picks a free one).
+        ValueError: ``addr`` and ``host`` given differently.
     """
+    addr = _address(addr, host)
     metrics = default_metrics()
     with _servers_lock:
         if port and port in _servers:
@@ -319,14 +344,24 @@ def start_metrics_server(port: int = DEFAULT_PORT, addr: str = "127.0.0.1") -> M
         return server
 
 
-def serve_or_fallback(port: int, addr: str = "127.0.0.1") -> MetricsServer:
+def serve_or_fallback(port: int, addr: str | None = None, *, host: str | None = None) -> MetricsServer:
     """Like :func:`start_metrics_server`, but a taken port warns and a free one is used."""
+    addr = _address(addr, host)
     try:
         return start_metrics_server(port, addr)
     except PortInUse as exc:
         server = start_metrics_server(0, addr)
         warnings.warn(f"{exc} Serving on port {server.port} instead.", RuntimeWarning, stacklevel=2)
         return server
+
+
+def _address(addr: str | None, host: str | None) -> str:
+    if addr and host and addr != host:
+        raise ValueError(f"addr={addr!r} and host={host!r} name two addresses; give one.")
+    chosen = addr or host or LOCALHOST
+    if chosen != LOCALHOST:
+        _log.info("trackbook: the Prometheus exporter binds %s, reachable beyond this machine", chosen)
+    return chosen
 
 
 def stop_metrics_server(port: int | None = None) -> None:
@@ -392,12 +427,16 @@ class TrainingFeed:
     (``rollout/episode_reward``/``_length``), ``rollout/ep_rew_mean``/``ep_len_mean``,
     ``time/iterations``, ``train/policy_gradient_loss`` (or ``train/policy_loss``),
     ``train/value_loss``, ``train/entropy_loss`` (entropy = minus it); environment steps
-    from the step axis; every other metric as a gauge of its own.
+    from the step axis; trading metrics (:data:`TRADING_METRICS`) into the performance
+    gauges and data load times (:data:`DATA_LOAD_METRICS`) into their histogram; every
+    other metric as a gauge of its own.
     """
 
     _SKIP = {"rollout/episode_reward", "rollout/episode_length", "rollout/ep_rew_mean", "rollout/ep_len_mean",
              "time/iterations", "train/policy_gradient_loss", "train/policy_loss", "train/value_loss",
-             "train/entropy_loss"}
+             "train/entropy_loss", *DATA_LOAD_METRICS}
+    #: logged name -> performance gauge (``portfolio/sharpe_ratio`` -> ``sharpe_ratio``)
+    _TRADING = {prefix + name: name for prefix in TRADING_PREFIXES for name in TRADING_METRICS}
 
     def __init__(self, metrics: RLTrainingMetrics, algorithm: str, run_id: str = "", agent_id: str = "agent_0",
                  start_step: int = 0) -> None:
@@ -429,8 +468,14 @@ class TrainingFeed:
         entropy_loss = metrics.get("train/entropy_loss")
         m.record_loss_metrics(alg, metrics.get("train/policy_gradient_loss", metrics.get("train/policy_loss")),
                               metrics.get("train/value_loss"), None if entropy_loss is None else -float(entropy_loss))
+        trading = {self._TRADING[k]: float(v) for k, v in metrics.items() if k in self._TRADING}
+        if trading:
+            m.record_performance_metrics(alg, trading, self.agent_id)
+        for name in DATA_LOAD_METRICS:
+            if metrics.get(name) is not None:
+                m.record_data_load_time(float(metrics[name]))
         for name, value in metrics.items():
-            if name in self._SKIP or name in self.failed_names:
+            if name in self._SKIP or name in self._TRADING or name in self.failed_names:
                 continue
             try:
                 m.set_metric(name, float(value), alg, self.run_id)

@@ -204,7 +204,7 @@ class ChainExplorer(Panel):
     """Pick a chain (by its last run), pick metrics, see progress and before/after per link."""
 
     def __init__(self, store: Any, run_id: str | None = None, *, experiment: str | None = None,
-                 metrics: Sequence[str] = ("eval/mean_reward",)) -> None:
+                 metrics: Sequence[str] | None = None) -> None:
         super().__init__()
         self.store = store
         self.chain = None
@@ -213,7 +213,7 @@ class ChainExplorer(Panel):
         self.figure = figure_widget()
         self.links = W.HTML()
         self.tree = W.HTML()
-        self._wanted = list(metrics)
+        self._wanted = list(metrics or ())  # none: the reward metric the chain logged
         self.widget.children = [W.HBox([self.leaf, self.metric_select]), self.status, self.figure,
                                 W.HTML("<b>Before / after each link</b>"), self.links,
                                 W.HTML("<b>Tree of the experiment</b>"), self.tree]
@@ -244,7 +244,8 @@ class ChainExplorer(Panel):
         logged = sorted(c[len(C.METRICS_PREFIX):] for c in self.chain.runs.columns if c.startswith(C.METRICS_PREFIX)
                         and self.chain.runs[c].notna().any())
         if list(self.metric_select.options) != logged:
-            chosen = [m for m in self._wanted if m in logged] or logged[:1]
+            reward = L.reward_metric(logged)
+            chosen = [m for m in self._wanted if m in logged] or ([reward] if reward else logged[:1])
             self.metric_select.options = logged
             self.metric_select.value = chosen
         metrics = list(self.metric_select.value)
@@ -261,7 +262,7 @@ class StudyPanel(Panel):
     click a trial's point (or pick it) to see its curves."""
 
     def __init__(self, store: Any, parent_run_id: str | None = None, *, experiment: str | None = None,
-                 metric: str = "eval/mean_reward") -> None:
+                 metric: str | None = None) -> None:
         super().__init__()
         self.store = store
         self.study = None
@@ -328,7 +329,9 @@ class StudyPanel(Panel):
             return
         hist = self.store.history(run_id, max_points=1000)
         logged = set(hist[C.METRIC].astype(str))
-        metrics = [m for m in (self.metric, "rollout/ep_rew_mean", L.METRIC_OBJECTIVE) if m in logged] or sorted(logged)[:2]
+        metric = self.metric or L.reward_metric(logged)  # none given: the reward metric the trial logged
+        metrics = [m for m in dict.fromkeys((metric, "rollout/ep_rew_mean", L.METRIC_OBJECTIVE)) if m in logged] \
+            or sorted(logged)[:2]
         runs = self.study.trials[self.study.trials[C.RUN_ID] == run_id]
         show_figure(self.trial_fig, plots.learning_curves(hist, metrics, runs=runs, title="Trial curves"))
 
@@ -393,10 +396,11 @@ class LiveTrainingPanel(Panel):
         >>> model.learn(20_000, callback=cb)
     """
 
-    def __init__(self, callback: Any, metrics: Sequence[str] = ("rollout/ep_rew_mean", "eval/mean_reward"), *,
+    def __init__(self, callback: Any, metrics: Sequence[str] | None = None, *,
                  refresh: float = 2.0) -> None:
         super().__init__()
-        self.metrics = list(metrics)
+        # none given: the reward metrics a training may log (traces of those never logged stay empty)
+        self.metrics = list(metrics) if metrics else list(L.REWARD_METRICS[:3])
         self.refresh = refresh
         self.figure = figure_widget()
         self.figure.update_layout(title="Live training", xaxis_title="step", height=380)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class PrometheusCallback(BaseCallback):
     """Feeds what the run logs to the process's Prometheus exporter, started on demand.
 
-    At training start it serves the ``rl_training_*`` families on 127.0.0.1 at ``port``
+    At training start it serves the ``rl_training_*`` families on ``host`` (127.0.0.1 unless told) at ``port``
     (0: a free one; a taken port warns and a free one is used), counts this training
     as started and hands every point the parts log to a
     :class:`~trackbook.tracking.prometheus.TrainingFeed`; the run's end counts it
@@ -31,13 +31,15 @@ class PrometheusCallback(BaseCallback):
             parts that log them. On a bare :class:`Tracker` it exports only that a
             training started, runs and ended.
         port: the port to serve on (0: a free one).
+        host: the address to bind (default 127.0.0.1: only this machine can scrape).
         verbose: SB3's verbosity.
     """
 
-    def __init__(self, run: Tracker | RunLog, port: int = 0, verbose: int = 0) -> None:
+    def __init__(self, run: Tracker | RunLog, port: int = 0, *, host: str | None = None, verbose: int = 0) -> None:
         super().__init__(verbose)
         self.run_log = as_run_log(run)
         self.port = port
+        self.host = host
         #: The exporter serving the metrics (set at training start).
         self.server: Any = None
         self.feed: Any = None
@@ -46,7 +48,7 @@ class PrometheusCallback(BaseCallback):
         from trackbook.tracking import prometheus
 
         try:
-            self.server = prometheus.serve_or_fallback(self.port)
+            self.server = prometheus.serve_or_fallback(self.port, host=self.host)
         except Exception as exc:  # noqa: BLE001 - no exporter is no reason to stop training
             warnings.warn(f"trackbook: Prometheus exporter not started: {exc}", RuntimeWarning, stacklevel=2)
             return
