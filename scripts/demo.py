@@ -6,14 +6,24 @@ twice as an enhancement chain, runs a small Optuna study over PPO's learning rat
 gamma, trains a seed sweep (2 learning rates x 3 seeds) and prints its IQM table with
 bootstrap intervals, writes the four HTML reports into ``reports/``, and asks trackbook the questions a user would ask in a notebook: a runs table,
 the chain on one continuous step axis with its before/after per link, the study's
-trials, best trial and parameter importance.
+trials, best trial and parameter importance. It ends by naming the next step,
+``bash scripts/dev lab``: JupyterLab on this store, with the example notebooks.
+
+It prints only that: MLflow's artifact progress bars and INFO logs are off (a variable
+set before MLflow loads, so a user's own setting wins), and the report kernels' traffic
+is encrypted, so they do not warn that it is not.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
+
+# Before anything imports mlflow: it reads these once, and report kernels inherit them.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
 
 import pandas as pd
 
@@ -162,6 +172,10 @@ def main() -> None:
     for kind, params in jobs.items():
         _, path = tb.report(kind, Path("reports") / f"{kind}.html", store_uri=store.uri, progress=False, **params)
         print(f"  {kind:<11} {path}")
+
+    print("\nNext: bash scripts/dev lab")
+    print(f"  JupyterLab on this store ({store.uri}): open the URL it prints, then Run All on")
+    print("  notebooks/01_explore_runs.ipynb, 02_train_in_notebook.ipynb and 03_chains_and_studies.ipynb.")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 import trackbook as tb
+from tests._mlflow_template import empty_mlflow_db
 from trackbook import columns as C
 
 
@@ -36,7 +37,7 @@ def test_chain_history_is_one_continuous_axis(store_and_ids):
 def scratch_store(tmp_path: Path):
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'chains.db'}"
+    uri = empty_mlflow_db(tmp_path / "chains.db")  # a migrated empty store, copied: fast enough for scripts/mutation
     client = MlflowClient(uri)
     exp = client.create_experiment("chains")
 
@@ -185,3 +186,41 @@ def test_links_whose_steps_restart_at_zero_are_shifted_onto_one_axis(scratch_sto
     assert per_segment.to_dict("index") == {0: {"min": 100, "max": 1000}, 1: {"min": 1100, "max": 2500},
                                             2: {"min": 2600, "max": 3000}}
     assert hist["global_step"].is_monotonic_increasing
+
+
+def test_links_before_after_delta_and_timesteps_added_by_hand(scratch_store):
+    store, client, make = scratch_store
+    root = make("root")
+    child = make("child", base_model_run_id=root)
+    for step, value in ((2, 4.0), (3, 6.0)):
+        client.log_metric(root, "reward", value, step=step)
+    client.log_metric(root, "total_timesteps", 1000, step=3)
+    client.log_metric(child, "previous_timesteps", 1000, step=0)
+    client.log_metric(child, "reward", 10.0, step=1500)
+    client.log_metric(child, "total_timesteps", 1600, step=1500)
+    chain = tb.chain(store, child)
+    assert len(chain) == 2 and repr(chain) == "<Chain of 2 runs: root -> child>"
+    links = chain.links(["reward", "loss"])
+    assert links[["position", "before", "after", "delta", "timesteps_added"]].iloc[0].tolist() == [1, 6.0, 10.0, 4.0, 600]
+    assert links["run_id"].tolist() == [child, child] and links["base_run_id"].tolist() == [root, root]
+    assert links["name"].tolist() == ["child", "child"] and links["metric"].tolist() == ["reward", "loss"]
+    assert links[["before", "after", "delta"]].iloc[1].isna().all()
+    hist = chain.history("reward")
+    assert hist["global_step"].tolist() == [1, 2, 3, 1001, 2500] and hist["segment"].tolist() == [0, 0, 0, 1, 1]
+
+
+def test_offsets_fall_back_to_the_base_end_and_its_last_step(scratch_store):
+    store, client, make = scratch_store
+    root = make("root")  # logs reward at step 1 only
+    client.log_metric(root, "reward", 2.0, step=400)
+    middle = make("middle", base_model_run_id=root)  # no previous_timesteps: the base's last step
+    client.log_metric(middle, "reward", 3.0, step=100)
+    client.log_metric(middle, "total_timesteps", 900, step=100)
+    last = make("last", base_model_run_id=middle)  # the base's total_timesteps
+    chain = tb.chain(store, last)
+    assert chain.runs["offset"].tolist() == [0, 400, 900]
+    assert chain.runs["position"].tolist() == [0, 1, 2]
+    links = chain.links("reward")
+    assert links["timesteps_added"].tolist()[0] == 500 and np.isnan(links["timesteps_added"].tolist()[1])
+    hist = chain.history("reward")
+    assert hist.groupby("segment")["global_step"].apply(list).to_dict() == {0: [1, 400], 1: [401, 500], 2: [901]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import trackbook as tb
@@ -136,3 +137,86 @@ def test_importance_equals_optunas_own_fanova(store_and_ids):
     for name, value in theirs.items():
         assert ours[name] == pytest.approx(value, abs=1e-9), name  # values per name, not just the order
     assert ours["gamma"] != pytest.approx(ours["learning_rate"])  # a swap would show
+
+
+@pytest.fixture()
+def small_study(tmp_path):
+    """A maximizing study by hand: trial numbers from tags, one failed and one running trial."""
+    from mlflow.tracking import MlflowClient
+
+    from tests._mlflow_template import empty_mlflow_db
+
+    uri = empty_mlflow_db(tmp_path / "study.db")
+    client = MlflowClient(uri)
+    exp = client.create_experiment("hpo")
+    parent = client.create_run(exp, run_name="search").info.run_id
+    client.log_param(parent, "objective", "eval/mean_reward")
+    trials = {}
+    # number: (status, objective metric, eval/mean_reward, lr, algo)
+    plan = {0: ("FINISHED", 1.0, None, 0.001, "a"), 1: ("FINISHED", None, 7.0, 0.1, "b"),
+            2: ("FAILED", None, 9.0, 0.01, "a"), 3: ("RUNNING", None, None, 0.5, "b"),
+            4: ("FINISHED", 3.0, None, 1.0, "a")}
+    for number, (status, objective, reward, lr, algo) in plan.items():
+        run = client.create_run(exp, run_name=f"t{number}", start_time=1000 * (10 - number),
+                                tags={"mlflow.parentRunId": parent, "trial_number": str(number)}).info.run_id
+        client.log_param(run, "lr", lr)
+        client.log_param(run, "algo", algo)
+        client.log_param(run, "fixed", "same")
+        if objective is not None:
+            client.log_metric(run, "objective", objective)
+        if reward is not None:
+            client.log_metric(run, "eval/mean_reward", reward)
+        if status != "RUNNING":
+            client.set_terminated(run, status)
+        trials[number] = run
+    return tb.connect(uri), parent, trials
+
+
+def test_a_small_study_by_hand(small_study):
+    store, parent, trials = small_study
+    study = tb.study(store, parent)
+    assert study.direction == "maximize" and study.name == "search" and study.objective_metric == "eval/mean_reward"
+    t = study.trials
+    assert t["trial_number"].tolist() == [0, 1, 2, 3, 4]  # by the tag, not by start time (reversed here)
+    assert t["state"].tolist() == ["COMPLETE", "COMPLETE", "FAIL", "RUNNING", "COMPLETE"]
+    assert t["objective"].tolist()[:2] == [1.0, 7.0]  # trial 1: the parent's objective metric
+    assert np.isnan(t["objective"].iloc[2])  # a failed trial's reward is no objective
+    assert study.completed["trial_number"].tolist() == [0, 1, 4]
+    assert study.best["trial_number"] == 1 and study.best["run_id"] == trials[1]
+    assert study.param_columns == ["params.algo", "params.lr"]  # "fixed" does not vary
+    assert repr(study) == "<Study 'search': 5 trials {'COMPLETE': 3, 'FAIL': 1, 'RUNNING': 1}, maximize>"
+    low = tb.study(store, parent, direction="MINIMIZE")
+    assert low.direction == "minimize" and low.best["trial_number"] == 0
+    no_fallback = tb.study(store, parent, objective="nothing")
+    assert no_fallback.trials["state"].tolist() == ["COMPLETE", "FAIL", "FAIL", "RUNNING", "COMPLETE"]
+    with pytest.raises(ValueError, match="direction='up'"):
+        tb.study(store, parent, direction="up")
+    with pytest.raises(tb.RunNotFound, match="has no child runs"):
+        tb.study(store, trials[0])
+    hist = study.history("objective")
+    assert sorted(hist["trial_number"].unique().tolist()) == [0, 4]
+
+
+def test_study_list_counts_and_best_of_a_small_study(small_study):
+    store, parent, _ = small_study
+    table = tb.study_list(store, "hpo")
+    assert table.columns.tolist() == ["run_id", "name", "status", "start_time", "direction", "n_trials",
+                                      "COMPLETE", "PRUNED", "FAIL", "RUNNING", "best_objective"]
+    row = table.iloc[0]
+    assert len(table) == 1 and row["run_id"] == parent and row["name"] == "search"
+    assert (row["n_trials"], row["COMPLETE"], row["PRUNED"], row["FAIL"], row["RUNNING"]) == (5, 3, 0, 1, 1)
+    assert row["best_objective"] == 7.0 and row["direction"] == "maximize"
+
+
+def test_spans_decades_and_distributions():
+    import optuna.distributions as D
+
+    from trackbook.analysis.studies import _distribution, spans_decades
+
+    assert spans_decades(pd.Series([0.001, 0.5]))
+    assert not spans_decades(pd.Series([1.0, 100.0]))  # exactly two decades: linear
+    assert not spans_decades(pd.Series([-1.0, 1000.0])) and not spans_decades(pd.Series([5.0]))
+    assert _distribution(pd.Series([1, 5, 3])) == D.IntDistribution(1, 5, log=False)
+    assert _distribution(pd.Series([0.001, 0.5])) == D.FloatDistribution(0.001, 0.5, log=True)
+    assert _distribution(pd.Series([1.0, 2.0])) == D.FloatDistribution(1.0, 2.0, log=False)
+    assert _distribution(pd.Series(["b", "a"])) == D.CategoricalDistribution(["a", "b"])

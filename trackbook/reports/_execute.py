@@ -82,10 +82,14 @@ def execute(template: Path, executed: Path, parameters: dict[str, Any], *, secre
         ReportFailed: a cell raised; the partial notebook, scrubbed, is written to ``kept``.
     """
     import papermill as pm
+    from traitlets.config import Config
 
+    # CurveZMQ keys for the kernel (where its kernelspec supports them, as ipykernel's does): its
+    # traffic is encrypted, so it does not warn on every report that it runs over plain TCP.
+    encrypted = Config({"KernelManager": {"transport_encryption": "auto"}})
     try:
         pm.execute_notebook(str(template), str(executed), parameters=parameters, progress_bar=progress,
-                            execution_timeout=timeout, cwd=os.getcwd(), kernel_name=KERNEL)
+                            execution_timeout=timeout, cwd=os.getcwd(), kernel_name=KERNEL, config=encrypted)
     except pm.PapermillExecutionError as exc:
         wrote = scrub_file(executed, kept, secrets)
         raise ReportFailed(

@@ -1,0 +1,97 @@
+"""The history cache on its own: what it answers, for which signatures, and what it keeps."""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+
+from trackbook import columns as C
+from trackbook.store._cache import HistoryCache, default_root
+
+
+def _points(rows):
+    return pd.DataFrame(rows, columns=[C.METRIC, C.STEP, C.VALUE, C.TIMESTAMP])
+
+
+A = _points([("a", 1, 1.5, 10), ("a", 2, 2.5, 20)])
+B = _points([("b", 1, -1.0, 11)])
+
+
+def put(cache, run_id, points, signatures, *, complete):
+    cache.put_many(points.assign(**{C.RUN_ID: run_id}), {run_id: signatures}, complete=complete)
+
+
+def _get(cache, wanted):
+    found, missed = cache.get_many(wanted)
+    rows = [] if found is None else [tuple(r) for r in found[[C.RUN_ID, C.METRIC, C.STEP, C.VALUE, C.TIMESTAMP]]
+                                     .astype({C.RUN_ID: str, C.METRIC: str}).itertuples(index=False)]
+    return rows, missed
+
+
+def test_default_root_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("TRACKBOOK_CACHE_DIR", str(tmp_path / "mine"))
+    assert default_root() == tmp_path / "mine"
+    monkeypatch.delenv("TRACKBOOK_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_root() == tmp_path / "xdg" / "trackbook"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert default_root() == tmp_path / "home" / ".cache" / "trackbook"
+    assert HistoryCache("sqlite:///x.db").folder.parent == tmp_path / "home" / ".cache" / "trackbook" / "history"
+    assert HistoryCache("sqlite:///x.db", tmp_path).folder.parent == tmp_path / "history"
+    HistoryCache("never written", tmp_path).clear()  # nothing to clear is no error
+    assert HistoryCache("sqlite:///x.db", tmp_path).folder != HistoryCache("sqlite:///y.db", tmp_path).folder
+
+
+def test_a_hit_returns_the_points_only_while_signatures_match(tmp_path):
+    cache = HistoryCache("store", tmp_path)
+    assert cache.get_many({"r1": {"a": 1}}) == (None, ["r1"])
+    put(cache, "r1", pd.concat([A, B], ignore_index=True), {"a": [2, 20, 2.5], "b": [1, 11, -1.0]}, complete=True)
+    rows, missed = _get(cache, {"r1": {"a": [2, 20, 2.5], "b": [1, 11, -1.0]}})
+    assert list(cache.get_many({"r1": {"b": [1, 11, -1.0]}})[0].columns) == [C.RUN_ID, C.METRIC, C.STEP, C.VALUE,
+                                                                             C.TIMESTAMP]
+    assert missed == [] and rows == [("r1", "a", 1, 1.5, 10), ("r1", "a", 2, 2.5, 20), ("r1", "b", 1, -1.0, 11)]
+    assert _get(cache, {"r1": {"b": [1, 11, -1.0]}}) == ([("r1", "b", 1, -1.0, 11)], [])
+    assert _get(cache, {"r1": {"a": [3, 30, 1.0]}}) == ([], ["r1"])  # a new point: stale
+    assert _get(cache, {"r1": {"c": [1, 1, 1]}}) == ([], ["r1"])  # a metric logged after the fact
+    assert _get(cache, {"r1": {"c": None}}) == ([], [])  # a complete entry knows the run lacks c
+    assert _get(cache, {"r2": {"a": 1}, "r1": {"b": [1, 11, -1.0]}}) == ([("r1", "b", 1, -1.0, 11)], ["r2"])
+
+
+def test_an_incomplete_entry_misses_on_unknown_metrics_and_put_merges(tmp_path):
+    cache = HistoryCache("store", tmp_path)
+    put(cache, "r1", A, {"a": 1}, complete=False)
+    assert _get(cache, {"r1": {"b": None}}) == ([], ["r1"])
+    put(cache, "r1", B.assign(**{C.METRIC: pd.Categorical(B[C.METRIC])}), {"b": 7}, complete=False)
+    rows, missed = _get(cache, {"r1": {"a": 1, "b": 7}})
+    assert missed == [] and sorted(rows) == [("r1", "a", 1, 1.5, 10), ("r1", "a", 2, 2.5, 20), ("r1", "b", 1, -1.0, 11)]
+    put(cache, "r1", _points([("a", 5, 9.0, 50)]), {"a": 2}, complete=True)  # a replaces a, b kept
+    rows, _ = _get(cache, {"r1": {"a": 2, "b": 7}})
+    assert sorted(rows) == [("r1", "a", 5, 9.0, 50), ("r1", "b", 1, -1.0, 11)]
+    assert _get(cache, {"r1": {"z": None}}) == ([], [])  # complete now
+    put(cache, "r1", B, {"b": 8}, complete=False)  # once complete, stays complete
+    assert _get(cache, {"r1": {"z": None}}) == ([], [])
+
+
+def test_unreadable_entries_are_misses_and_clear_removes_everything(tmp_path):
+    cache = HistoryCache("store", tmp_path)
+    put(cache, "r1", A, {"a": 1}, complete=True)
+    put(cache, "r2", A, {"a": 1}, complete=True)
+    for batch in cache.folder.glob("*.parquet"):
+        batch.write_bytes(b"not parquet")
+    assert _get(cache, {"r1": {"a": 1}, "r2": {"a": 1}})[1] == ["r1", "r2"]
+    put(cache, "r3", A, {"a": 1}, complete=True)
+    cache.clear()
+    assert not cache.folder.exists() and _get(cache, {"r3": {"a": 1}}) == ([], ["r3"])
+
+
+def test_a_cache_that_cannot_be_written_warns_and_loses_nothing_asked(tmp_path, caplog):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    cache = HistoryCache("store", blocker)  # its folder would be under a file
+    with caplog.at_level(logging.WARNING, logger="trackbook.store._cache"):
+        put(cache, "r1", A, {"a": 1}, complete=True)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"trackbook: could not cache the history of 1 runs under {cache.folder}"]
+    assert cache.get_many({"r1": {"a": 1}}) == (None, ["r1"])
