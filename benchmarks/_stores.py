@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -88,3 +90,15 @@ def aim_repo(n_runs: int, n_metrics: int, n_steps: int) -> Path:
     repo.close()
     done.write_text("ok\n")
     return folder
+
+
+def median_time(fn: Callable[[], object], repeat: int, before: Callable[[], None] | None = None) -> tuple[float, object]:
+    """The median wall time of ``repeat`` calls of ``fn`` (``before`` runs untimed before each) and its last answer."""
+    times, out = [], None
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out

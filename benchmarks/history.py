@@ -20,30 +20,17 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pandas as pd  # noqa: E402
 
-from benchmarks._stores import EXPERIMENT, aim_repo, metric_names, mlflow_store  # noqa: E402
+from benchmarks._stores import EXPERIMENT, aim_repo, median_time, metric_names, mlflow_store  # noqa: E402
 
-
-def median_time(fn: Callable[[], object], repeat: int, before: Callable[[], None] | None = None) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def naive_loop(uri: str, run_ids: list[str], metrics: list[str]) -> int:

@@ -27,11 +27,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 # Run as a script, this file's folder comes first on sys.path, and this file would
@@ -42,6 +40,8 @@ sys.path.insert(0, str(_HERE.parent))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+
+from benchmarks._stores import median_time  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1] / ".benchmarks_data"
 
@@ -87,16 +87,6 @@ def build(n_runs: int, n_metrics: int, n_steps: int) -> Path:
     building.rename(folder)
     return folder
 
-
-def median_time(fn: Callable[[], object], repeat: int, before: Callable[[], None] | None = None) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times), out
 
 
 def tbparse_points(root: Path) -> pd.DataFrame:

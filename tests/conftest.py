@@ -82,3 +82,13 @@ def cartpole():
         return Monitor(gym.make("CartPole-v1"))
 
     return make
+
+
+@pytest.fixture()
+def fresh_metrics(monkeypatch):
+    """A process-wide Prometheus registry of this test's own, and no exporter left behind."""
+    from trackbook.tracking import prometheus as prom
+
+    monkeypatch.setattr(prom, "_default", None)
+    yield
+    prom.stop_metrics_server()

@@ -16,7 +16,6 @@ from mlflow import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from trackbook.servers import free_port
-from trackbook.tracking import prometheus as prom
 
 # The stack's example HPO config (its documented sections and keys), trimmed to two trials.
 HPO_YAML = """
@@ -143,13 +142,6 @@ report_data, html_path = connector.generate_enhancement_report(final_run_id, out
 def _png_size(data: bytes) -> tuple[int, int]:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
     return struct.unpack(">II", data[16:24])
-
-
-@pytest.fixture()
-def fresh_metrics(monkeypatch):
-    monkeypatch.setattr(prom, "_default", None)
-    yield
-    prom.stop_metrics_server()
 
 
 def test_a_stack_script_with_changed_imports(tmp_path: Path, monkeypatch, fresh_metrics):

@@ -44,14 +44,6 @@ class _ScrapeAt(BaseCallback):
         return True
 
 
-@pytest.fixture()
-def fresh_metrics(monkeypatch):
-    """A process-wide registry of this test's own, and no server left behind."""
-    monkeypatch.setattr(prom, "_default", None)
-    yield
-    prom.stop_metrics_server()
-
-
 def test_live_metrics_match_what_the_run_logged(tmp_path: Path, cartpole, fresh_metrics):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     port = free_port()
