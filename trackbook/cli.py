@@ -257,21 +257,18 @@ def _run_servers(args: argparse.Namespace, folder: Path, auth: Any, uvicorn_opts
 
 
 def _serve_admin(args: argparse.Namespace) -> int:
-    """``serve users add`` / ``serve grant`` through MLflow's own auth REST client."""
+    """``serve users add`` / ``serve grant`` through MLflow's own auth client."""
     import getpass
     import os
 
-    from mlflow.exceptions import MlflowException
-    from mlflow.server.auth.client import AuthServiceClient
-
     from trackbook._uri import redact_uri
+    from trackbook.tracking import team
 
     url = args.url or os.environ.get("MLFLOW_TRACKING_URI")
     if not url or not url.startswith(("http://", "https://")):
         print("trackbook serve: name the server with --url http://HOST:PORT (or $MLFLOW_TRACKING_URI) and set "
               "MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD to the admin's", file=sys.stderr)
         return 2
-    client = AuthServiceClient(url)
     try:
         if args.serve_command == "users":
             if args.password_stdin:
@@ -281,22 +278,14 @@ def _serve_admin(args: argparse.Namespace) -> int:
             if not password:
                 print("trackbook serve users add: empty password; nothing created", file=sys.stderr)
                 return 2
-            client.create_user(args.name, password)
+            team.add_user(url, args.name, password)
             print(f"user {args.name} created on {redact_uri(url)}")
             return 0
-        from mlflow.tracking import MlflowClient
-
-        tracking = MlflowClient(tracking_uri=url)
-        experiment = tracking.get_experiment_by_name(args.experiment)
-        experiment_id = experiment.experiment_id if experiment else tracking.create_experiment(args.experiment)
-        from mlflow.server.auth.permissions import RESOURCE_TYPE_EXPERIMENT
-
-        client.grant_user_permission(args.name, RESOURCE_TYPE_EXPERIMENT, experiment_id, args.permission)
+        experiment_id = team.grant(url, args.name, args.experiment, args.permission)
         print(f"{args.name}: {args.permission} on experiment {args.experiment!r} ({experiment_id})")
         return 0
-    except MlflowException as exc:
-        print(f"trackbook serve {args.serve_command}: {redact_uri(str(exc).splitlines()[0])} (are "
-              f"MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD the admin's?)", file=sys.stderr)
+    except TrackbookError as exc:
+        print(f"trackbook serve {args.serve_command}: {exc}", file=sys.stderr)
         return 2
 
 
