@@ -269,6 +269,26 @@ def test_offline_then_sync_maps_local_ids_to_store_ids(tmp_path: Path, data_dir:
     assert _journals(data_dir) == [] and tb.sync() == []
 
 
+def test_a_child_journal_found_before_its_parent_is_delivered_in_the_same_sync(tmp_path: Path, data_dir: Path):
+    import json
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    parent_tracker = make_tracker(uri, offline=True)
+    parent = parent_tracker.start_run("offline", name="study")
+    child_tracker = make_tracker(uri, offline=True)
+    child = child_tracker.start_run("offline", name="trial", parent_run_id=parent)
+    child_tracker.log_metrics({"loss": 0.5}, 1)
+    child_tracker.end_run()
+    parent_tracker.end_run()
+    # the child's journal made to look older than its parent's (both can start in the same ms)
+    meta = {name: json.loads((data_dir / "journals" / name / "meta.json").read_text()) for name in (parent, child)}
+    meta[child]["created_ms"] = meta[parent]["created_ms"] - 1
+    (data_dir / "journals" / child / "meta.json").write_text(json.dumps(meta[child]))
+    results = {r.local_id: r for r in tb.sync()}
+    assert results[child].outcome == results[parent].outcome == tbsync.DELIVERED
+    assert tb.connect(uri).run(results[child].run_id)[C.PARENT_RUN_ID] == results[parent].run_id
+
+
 def test_offline_from_the_environment_and_background_delivery(tmp_path: Path, data_dir: Path, monkeypatch):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("TRACKBOOK_OFFLINE", "1")

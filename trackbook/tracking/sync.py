@@ -59,6 +59,7 @@ class SyncResult:
             ``deleted`` (the run was deleted from the store; nothing was written).
         operations, points: what was delivered now; status: the status the run ended with.
         message: a sentence for the user.
+        waits_for_parent: skipped because its parent run is not in the store yet.
     """
 
     local_id: str
@@ -71,6 +72,7 @@ class SyncResult:
     status: str | None = None
     seconds: float = 0.0
     message: str = ""
+    waits_for_parent: bool = False
 
 
 def sync(store: Any = None, *, local_id: str | None = None, verbose: bool = False) -> list[SyncResult]:
@@ -90,17 +92,27 @@ def sync(store: Any = None, *, local_id: str | None = None, verbose: bool = Fals
         One :class:`SyncResult` per journal found, oldest first.
     """
     uri = _uri_of(store)
-    results = []
-    for folder in journal_folders():
-        if local_id is not None and folder.name != local_id:
-            continue
-        result = _sync_one(folder, uri)
-        if result is None:
-            continue
-        results.append(result)
-        if verbose:
-            print(result.message, flush=True)
-    return results
+    results: dict[str, SyncResult] = {}
+    todo = [f for f in journal_folders() if local_id is None or f.name == local_id]
+    while todo:
+        waiting = []
+        for folder in todo:
+            result = _sync_one(folder, uri)
+            if result is None:
+                continue
+            results[folder.name] = result
+            if result.outcome == SKIPPED and result.waits_for_parent:
+                waiting.append(folder)  # its parent may be later in this pass (created in the same ms)
+            elif verbose:
+                print(result.message, flush=True)
+        if len(waiting) == len(todo):
+            break  # no parent came in: they wait for a later sync
+        todo = waiting
+    if verbose:
+        for result in results.values():
+            if result.outcome == SKIPPED and result.waits_for_parent:
+                print(result.message, flush=True)
+    return list(results.values())
 
 
 def pending(store: Any = None) -> list[dict[str, Any]]:
@@ -244,6 +256,7 @@ def _deliver(found: Pending) -> SyncResult:
                 result.message = (f"journal {found.local_id} waits for its parent run "
                                   f"{entry.payload.get('parent_run_id')} to be synced first; kept")
                 result.outcome = SKIPPED
+                result.waits_for_parent = True
                 return result
             if entry.kind == OpKind.CREATE:
                 _journal.record_store_id(found.local_id, tracker.run_id, found.uri)
