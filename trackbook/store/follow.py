@@ -188,13 +188,15 @@ def _no_points() -> pd.DataFrame:
     return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
 
 
-def after_cursors(frame: pd.DataFrame, wanted: dict[SeriesKey, Cursor | None]) -> tuple[pd.DataFrame, set[SeriesKey]]:
+def after_cursors(
+    frame: pd.DataFrame, wanted: dict[SeriesKey, Cursor | None], *, whole: bool = True
+) -> tuple[pd.DataFrame, set[SeriesKey]]:
     """The points of ``frame`` (raw: timestamps in ms) of the ``wanted`` series that lie
-    after their cursors, for a backend that read the series whole.
+    after their cursors.
 
-    Whole series tell their length: one longer than the points handed out plus the new
-    ones has had a point added before its cursor; it is returned whole, and named in
-    the second value.
+    With ``whole`` (the backend read each series whole) the series' length tells more:
+    one longer than the points handed out plus the new ones has had a point added
+    before its cursor; it is returned whole, and named in the second value.
     """
     if frame.empty or not wanted:
         return frame.iloc[:0], set()
@@ -216,7 +218,7 @@ def after_cursors(frame: pd.DataFrame, wanted: dict[SeriesKey, Cursor | None]) -
     total = np.bincount(position[inside], minlength=len(cursors))
     fresh = np.bincount(position[new], minlength=len(cursors))
     late = total > c_count + fresh
-    late &= np.array([c is not None for c in cursors], dtype=bool)
+    late &= np.array([c is not None for c in cursors], dtype=bool) & whole
     keep = new | (inside & late[pos])
     reread = {k for k, is_late in zip(wanted, late, strict=True) if is_late}
     return frame[keep].reset_index(drop=True), reread
