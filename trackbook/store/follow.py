@@ -194,9 +194,11 @@ def after_cursors(
     """The points of ``frame`` (raw: timestamps in ms) of the ``wanted`` series that lie
     after their cursors.
 
-    With ``whole`` (the backend read each series whole) the series' length tells more:
-    one longer than the points handed out plus the new ones has had a point added
-    before its cursor; it is returned whole, and named in the second value.
+    With ``whole`` (the backend read each series whole) the series tells more: one
+    longer than the points handed out plus the new ones, or with a point at or before
+    the cursor's step but a later timestamp than the cursor's, has had a point added
+    (or, in Aim, replaced) behind the cursor; it is returned whole, and named in the
+    second value.
     """
     if frame.empty or not wanted:
         return frame.iloc[:0], set()
@@ -217,7 +219,9 @@ def after_cursors(
     new = inside & ((steps > c_step[pos]) | ((steps == c_step[pos]) & (times > c_time[pos])))
     total = np.bincount(position[inside], minlength=len(cursors))
     fresh = np.bincount(position[new], minlength=len(cursors))
-    late = total > c_count + fresh
+    # logged after the cursor's point, yet not after it in step order: a late or replaced point
+    behind = np.bincount(position[inside & ~new & (times > c_time[pos])], minlength=len(cursors))
+    late = (total > c_count + fresh) | (behind > 0)
     late &= np.array([c is not None for c in cursors], dtype=bool) & whole
     keep = new | (inside & late[pos])
     reread = {k for k, is_late in zip(wanted, late, strict=True) if is_late}
