@@ -181,7 +181,8 @@ def _request(host_creds: Any, endpoint: str, params: dict[str, Any]) -> dict[str
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     response = http_request(host_creds=host_creds, endpoint=endpoint, method="GET", params=params)
-    run_ids = params["run_id"] if isinstance(params["run_id"], list) else [params["run_id"]]
+    named = params.get("run_id", params.get("run_ids"))
+    run_ids = named if isinstance(named, list) else [named]
     _check_access(response, host_creds, run_ids)
     return verify_rest_response(response, endpoint).json()
 
