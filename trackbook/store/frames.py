@@ -47,6 +47,12 @@ class RunRecord:
 
 
 
+def is_stale(record: RunRecord, now_ms: float, stale_after: float) -> bool:
+    """Whether a run is RUNNING with no sign of life for ``stale_after`` seconds at ``now_ms``."""
+    last = record.last_activity or record.start_time or now_ms
+    return record.status == C.RUNNING and now_ms - last > stale_after * 1000
+
+
 def runs_frame(records: Iterable[RunRecord], *, stale_after: float = 900.0) -> pd.DataFrame:
     """The ``runs()`` frame for backend records: fixed columns, then params, tags, metrics."""
     now_ms = time.time() * 1000.0
@@ -58,8 +64,7 @@ def runs_frame(records: Iterable[RunRecord], *, stale_after: float = 900.0) -> p
             C.EXPERIMENT_ID: r.experiment_id,
             C.EXPERIMENT: r.experiment,
             C.STATUS: r.status,
-            C.STALE: r.status == C.RUNNING
-            and now_ms - (r.last_activity or r.start_time or now_ms) > stale_after * 1000,
+            C.STALE: is_stale(r, now_ms, stale_after),
             C.START_TIME: r.start_time,
             C.END_TIME: r.end_time,
             C.PARENT_RUN_ID: r.parent_run_id,

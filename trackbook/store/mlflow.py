@@ -89,8 +89,9 @@ class MLflowStore(Store):
 
     # ----------------------------------------------------------------------- runs
 
-    def _search(self, experiment_ids: list[str], filter_string: str = "") -> list[RunRecord]:
-        names = {e.experiment_id: e.name for e in self._experiments()}
+    def _search(self, experiment_ids: list[str], filter_string: str = "", experiments: list[Any] | None = None
+                ) -> list[RunRecord]:
+        names = {e.experiment_id: e.name for e in (self._experiments() if experiments is None else experiments)}
         out, token = [], None
         while True:
             page = self._client.search_runs(
@@ -102,16 +103,18 @@ class MLflowStore(Store):
                 return out
 
     def _list_runs(self, experiment_ids: list[str] | None) -> list[RunRecord]:
+        experiments = self._experiments()
         if experiment_ids is None:
-            experiment_ids = [e.experiment_id for e in self._experiments() if e.lifecycle_stage == "active"]
-        return self._search(experiment_ids) if experiment_ids else []
+            experiment_ids = [e.experiment_id for e in experiments if e.lifecycle_stage == "active"]
+        return self._search(experiment_ids, experiments=experiments) if experiment_ids else []
 
     def _get_runs(self, run_ids: list[str]) -> list[RunRecord]:
-        exp_ids = [e.experiment_id for e in self._experiments()]
+        experiments = self._experiments()  # once: search_experiments is a round trip of its own
+        exp_ids = [e.experiment_id for e in experiments]
         out = []
         for i in range(0, len(run_ids), _IDS_PER_QUERY):
             quoted = ", ".join(f"'{r}'" for r in run_ids[i : i + _IDS_PER_QUERY])
-            out.extend(self._search(exp_ids, f"attributes.run_id IN ({quoted})"))
+            out.extend(self._search(exp_ids, f"attributes.run_id IN ({quoted})", experiments))
         return out
 
     # -------------------------------------------------------------------- history
