@@ -338,6 +338,13 @@ def test_aim_polls_add_up_to_the_history(tmp_path: Path):
     assert update.new_runs == [b.hash] and len(update.points) == 5 + 3 + 4
     _check(store, seen, follower)
 
+    assert len(follower.poll().points) == 0
+    b.track(1.0, name="loss", step=4)  # the last value again: Aim's summary still moves (last_step)
+    update = follower.poll()
+    seen.add(update)
+    assert update.points[C.STEP].tolist() == [4]
+    _check(store, seen, follower)
+
     a.track(-3.0, name="loss", step=2)  # Aim keeps one point per step: this one replaces step 2's
     a.track(5.0, name="loss", step=10)
     a.close()
