@@ -79,6 +79,9 @@ def measure(label: str, read_uri: str, write_uri: str, ids: dict[str, str], args
             writer.log_batch(run_id, metrics=[Metric(METRIC, 1.0, T0 + s, s) for s in range(s, s + args.new)])
             step[0] += args.new
 
+        for _ in range(3):  # untimed: a fresh server's workers open the store on their first requests
+            log()
+            follower.poll()
         polls[name], update = median_time(follower.poll, args.repeat, before=log)
         assert len(update.points) == args.new, (label, name, len(update.points))
         reads[name], hist = median_time(lambda r=run_id: store.history(r, cache=False), args.history_repeat)
