@@ -21,7 +21,7 @@ from tests.foreign._truth import (
     same_values,
 )
 from tests.foreign.conftest import MLFLOW_STORES
-from trackbook.errors import RunNotFound
+from trackbook.errors import ExperimentNotFound, RunNotFound
 
 
 
@@ -48,6 +48,19 @@ def test_experiments_are_mlflows(foreign, name):
 def test_deleted_experiment_is_listed_as_deleted(foreign):
     frame = foreign.store("plain").experiments().set_index("name")
     assert frame.loc[mlflow_plain.DELETED_EXPERIMENT, "lifecycle_stage"] == "deleted"
+
+
+def test_runs_of_a_deleted_experiment_are_refused_with_the_restore_command(foreign):
+    from mlflow.entities import ViewType
+
+    client = foreign.client("plain")
+    exp = client.get_experiment_by_name(mlflow_plain.DELETED_EXPERIMENT)
+    # MLflow's own search lists nothing there: its runs went to the trash with it.
+    assert client.search_runs([exp.experiment_id]) == []
+    assert len(client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL)) == 1
+    for name_or_id in (mlflow_plain.DELETED_EXPERIMENT, exp.experiment_id):
+        with pytest.raises(ExperimentNotFound, match=f"is deleted.*restore --experiment-id {exp.experiment_id}$"):
+            foreign.store("plain").runs(name_or_id)
 
 
 def test_aim_experiments_are_aims(foreign):
