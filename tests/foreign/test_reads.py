@@ -271,6 +271,22 @@ def test_aim_dict_hparams_flatten(foreign):
             assert same_values([row[f"metrics.{label}"]], [values[-1]]), (key, label)
 
 
+def test_aim_sb3_callback_hyper_parameters_are_params(foreign):
+    """aim.sb3.AimCallback sets a model's attributes as top-level run keys: its
+    hyper-parameters read as params (equal to Aim's own values), filterable; the
+    training state and object reprs it stores beside them do not."""
+    store, ids, repo = foreign.store("aim"), foreign.ids("aim"), foreign.aim_repo()
+    aim_run = repo.get_run(ids["ppo"])
+    row = store.run(ids["ppo"])
+    for key in ("learning_rate", "gamma", "n_steps", "batch_size", "n_epochs", "seed", "algo"):
+        assert row[f"params.{key}"] == aim_run[key], key
+    assert (row["params.n_steps"], row["params.algo"]) == (256, "PPO")  # as the fixture trained it
+    for key in ("start_time", "num_timesteps", "env", "rollout_buffer", "policy", "_last_obs"):
+        assert f"params.{key}" not in row.index, key
+    found = store.runs(aim_runs.SB3_EXPERIMENT, filter="params.n_steps = 256 and params.algo = 'PPO'")
+    assert found["run_id"].tolist() == [ids["ppo"]]
+
+
 def test_aim_history_is_aims(foreign):
     """Each (name, context) series of the readable runs, step for step, as Aim's SDK reads it."""
     store, ids, repo = foreign.store("aim"), foreign.ids("aim"), foreign.aim_repo()
