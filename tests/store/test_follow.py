@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import shutil
-import time
 from pathlib import Path
 
 import pandas as pd
