@@ -212,8 +212,8 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
     meta = meta if isinstance(meta, dict) else {}
     status = meta.get(L.AIM_STATUS) or (C.RUNNING if run.active else C.FINISHED)
     end_time = None if status == C.RUNNING else run.end_time
+    metrics, signatures = _last_values(run)
     experiment = run.experiment or ""
-    last, moved = _last_values(run)
     return RunRecord(
         run_id=run.hash,
         name=run.name or "",
@@ -224,10 +224,10 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
         end_time=None if end_time is None else end_time * 1000.0,
         params=_params(run),
         tags=_tags(run),
-        metrics=last,
+        metrics=metrics,
+        metric_signatures=signatures,
         parent_run_id=meta.get(L.AIM_PARENT_RUN_ID),
         last_activity=meta.get(L.AIM_HEARTBEAT),
-        follow_signatures=moved,
     )
 
 
@@ -284,11 +284,13 @@ def _tags(run: Any) -> dict[str, str]:
     return tags
 
 
-def _last_values(run: Any) -> tuple[dict[str, float], dict[str, str]]:
-    """Each metric's last value, and what a follower watches for new points: Aim's
-    per-sequence summary (last step and value, first step, min, max), which a point
-    after the last step always changes, even one that repeats the last value."""
-    out, moved = {}, {}
+def _last_values(run: Any) -> tuple[dict[str, float], dict[str, tuple]]:
+    """Each metric's last value, and what the history cache checks it by: Aim's summary
+    of the series (its last step and value, min and max, ...). A point logged after the
+    last step, or one that moves the min or max, changes it; a point logged later at an
+    earlier step with a value inside the min and max does not (Aim keeps no count of a
+    series' points, and leaves ``first_step`` as it was): ``store.cache.clear()``."""
+    out, signatures = {}, {}
     traces = run.meta_run_tree.subtree("traces").collect() if _has_traces(run) else {}
     for ctx_idx, by_name in traces.items():
         context = run.idx_to_ctx(ctx_idx).to_dict()
@@ -296,11 +298,11 @@ def _last_values(run: Any) -> tuple[dict[str, float], dict[str, str]]:
             if info.get("dtype", "float") in ("float", "int") and "last" in info:
                 label = _metric_label(name, context)
                 out[label] = float(info["last"])
-                moved[label] = repr(sorted((k, v) for k, v in info.items() if k in _SUMMARY))
-    return out, moved
+                signatures[label] = tuple(repr(info.get(k)) for k in _SUMMARY)
+    return out, signatures
 
 
-_SUMMARY = ("last", "last_step", "first_step", "min", "max")
+_SUMMARY = ("first_step", "first", "last_step", "last", "min", "max", "version")
 
 
 def _has_traces(run: Any) -> bool:

@@ -39,9 +39,6 @@ class RunRecord:
     metric_signatures: dict[str, Any] | None = None
     #: last sign of life of a live run (heartbeat, metric), ms since the epoch; None: its start.
     last_activity: float | None = None
-    #: metric -> what changes whenever a point is added after its last one, where the
-    #: backend knows more than :attr:`metric_signatures` (a follower's polls); None: those.
-    follow_signatures: dict[str, Any] | None = None
 
     def signatures(self) -> dict[str, Any]:
         if self.metric_signatures is not None:
