@@ -130,7 +130,8 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
     )
     if len(out) < 2:
         return out
-    keys = (out[C.TIMESTAMP].to_numpy(dtype="int64"), out[C.STEP].to_numpy(), metric.codes, np.asarray(runs.codes))
+    # asi8: a view of the nanoseconds (to_numpy(dtype="int64") of a tz-aware column copies them)
+    keys = (out[C.TIMESTAMP].array.asi8, out[C.STEP].to_numpy(), metric.codes, np.asarray(runs.codes))
     if _is_sorted(keys):  # np.lexsort order: the last key is the primary one
         return out
     return out.iloc[np.lexsort(keys)].reset_index(drop=True)
@@ -140,15 +141,25 @@ def _as_categorical(values: pd.Series) -> pd.Categorical:
     """``values`` as a categorical of the labels present, with ``str`` categories."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         cat = values.array
-        codes = np.asarray(cat.codes)
-        # bincount, not remove_unused_categories' sort of every code: O(points) once
-        if not (np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0).all():
+        if not _all_used(np.asarray(cat.codes), len(cat.categories)):
             cat = cat.remove_unused_categories()
     else:
         cat = pd.Categorical(values.astype(object))
     if cat.categories.dtype != "str":
         cat = cat.rename_categories(cat.categories.astype("str"))
     return cat
+
+
+def _all_used(codes: np.ndarray, n_categories: int, block: int = 1 << 18) -> bool:
+    """Whether every category code occurs: bincount, not remove_unused_categories' sort of
+    every code, a block at a time (bincount widens the codes to int64 first)."""
+    seen = np.zeros(n_categories, dtype=bool)
+    for start in range(0, len(codes), block):
+        part = codes[start : start + block]
+        seen |= np.bincount(part[part >= 0], minlength=n_categories) > 0
+        if seen.all():
+            return True
+    return bool(seen.all())
 
 
 def concat_points(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -224,10 +235,23 @@ def to_utc(values: pd.Series) -> pd.Series:
     """Milliseconds since the epoch -> UTC timestamps (ns, whatever the input's type)."""
     if pd.api.types.is_integer_dtype(values.dtype):
         ns = values.to_numpy(dtype="int64") * 1_000_000
-        # as a Series with the dtype: one copy of the column (a tz-aware DatetimeIndex made two)
-        return pd.Series(ns.view("datetime64[ns]"), index=values.index, dtype="datetime64[ns, UTC]", copy=False)
+        return pd.Series(_utc_array(ns), index=values.index, copy=False)
     ms = pd.to_numeric(values, errors="coerce").astype("float64").round()
     return pd.to_datetime(ms, unit="ms", utc=True).astype("datetime64[ns, UTC]")
+
+
+def _utc_array(ns: np.ndarray) -> Any:
+    """A fresh int64 array of nanoseconds as a UTC datetime array, without a copy.
+
+    Every public constructor of a tz-aware array copies the values once more (a
+    column as large as the frame's biggest); ``_simple_new`` wraps them. Where a
+    pandas release changes it, the public path (one copy) takes over.
+    """
+    dtype = pd.DatetimeTZDtype("ns", "UTC")
+    try:
+        return pd.arrays.DatetimeArray._simple_new(ns.view("datetime64[ns]"), dtype=dtype)
+    except (AttributeError, TypeError, ValueError):
+        return pd.array(ns.view("datetime64[ns]"), dtype=dtype)
 
 
 #: Param texts that mean "no value" in a numeric column (MLflow logs Python's None as "None").
