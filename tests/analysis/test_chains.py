@@ -296,3 +296,25 @@ def test_a_broken_chain_says_so_and_a_one_run_chain_has_no_links(scratch_store):
     assert repr(chain) == f"<Chain of 1 runs: child, missing base {'0' * 32!r}>"
     links = chain.links("reward")
     assert links.empty and links.columns.tolist() == C.LINK_COLUMNS
+
+
+def test_steps_logged_past_the_offset_are_kept_and_steps_from_zero_shifted_per_metric(scratch_store):
+    store, client, make = scratch_store
+    root = make("root")
+    client.log_metric(root, "total_timesteps", 1000, step=1000)
+    child = make("child", base_model_run_id=root)
+    client.log_metric(child, "previous_timesteps", 1000, step=0)
+    for step in (1000, 1200):  # logged already offset (trackbook's callback does so), from the offset itself
+        client.log_metric(child, "score", float(step), step=step)
+    for step in (0, 300):  # this metric's own counter restarts at 0
+        client.log_metric(child, "loss", float(step), step=step)
+    client.log_metric(child, "total_timesteps", 1300, step=1300)
+    tiny = make("tiny", base_model_run_id=child)
+    client.log_metric(tiny, "previous_timesteps", 1, step=0)  # the smallest offset still shifts
+    client.log_metric(tiny, "loss", 5.0, step=0)
+    hist = tb.chain(store, tiny).history(["score", "loss"])
+    assert hist.index.equals(pd.RangeIndex(len(hist)))
+    got = [(str(m), s, g, seg) for m, s, g, seg in zip(hist[C.METRIC], hist[C.STEP], hist["global_step"],
+                                                        hist["segment"], strict=True)]
+    assert got == [("loss", 0, 1, 2), ("loss", 0, 1000, 1), ("loss", 300, 1300, 1),
+                   ("score", 1000, 1000, 1), ("score", 1200, 1200, 1)]
