@@ -147,6 +147,19 @@ def test_read_gives_back_every_entry_in_order_with_acks_and_run_id(data_dir: Pat
     assert found.last_t_ms == on_disk[-1][1]
     assert found.meta["experiment"] == "e"
     assert _journal.store_ids() == {journal.local_id: "abc123"}
+    [line] = (data_dir / "journals" / "ids.jsonl").read_text().splitlines()
+    assert json.loads(line) == {"local_id": journal.local_id, "run_id": "abc123", "uri": "sqlite:///x.db"}
+
+
+def test_a_store_id_that_cannot_be_recorded_does_not_stop_the_run(data_dir: Path):
+    journal = Journal("sqlite:///x.db", {})
+    (data_dir / "journals" / "ids.jsonl").mkdir()  # not writable as a file: os.open fails
+    journal.set_run_id("r9")
+    journal.ack(0)
+    assert journal.run_id == "r9" and journal.acked == 0
+    journal.ack(1)
+    assert json.loads((journal.folder / "state.json").read_text()) == {"acked": 1, "run_id": "r9"}
+    journal.close(complete=False)
 
 
 def test_a_pending_without_meta_names_falls_back_to_its_folder(tmp_path: Path):
@@ -186,6 +199,7 @@ def test_past_the_size_bound_points_are_dropped_once_warned_and_the_run_is_kept(
     [warning] = [w for w in got if issubclass(w.category, RuntimeWarning)]
     text = str(warning.message)
     assert journal.local_id in text and str(journal.folder) in text
+    assert text.startswith(f"trackbook: the journal of run {journal.local_id} at {journal.folder}: ")
     assert "reached its size bound of 0.000" in text and "TRACKBOOK_JOURNAL_MAX_MB" in text
     assert journal.full and journal.dropped == 2 + 2  # two points, the artifact, the heartbeat
     journal.close(complete=False)
@@ -209,9 +223,11 @@ def test_exactly_at_the_size_bound_a_line_is_still_kept(data_dir: Path):
 def test_a_full_disk_drops_points_with_one_warning_and_keeps_the_run(data_dir: Path, monkeypatch):
     journal = Journal("sqlite:///x.db", {})
     journal.append(OpKind.CREATE, {"e": 1})
+    journal.set_run_id("store-run-7")  # once the store named the run, the warning names it so
     (journal.folder / "journal-000002.jsonl").symlink_to("/dev/full")  # the next segment: a full disk
     monkeypatch.setattr(_journal, "SEGMENT_BYTES", 1)
-    with pytest.warns(RuntimeWarning, match=r"writing failed \(.*No space left on device.*\)\. Training goes on"):
+    with pytest.warns(RuntimeWarning, match=r"^trackbook: the journal of run store-run-7 at .*: writing failed \(.*No "
+                                            r"space left on device.*\)\. Training goes on"):
         assert journal.append(OpKind.METRICS, _points([0])) == 2
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once only
