@@ -197,7 +197,7 @@ def test_a_small_study_by_hand(small_study):
     with pytest.raises(tb.RunNotFound, match="has no child runs"):
         tb.study(store, trials[0])
     hist = study.history("objective")
-    assert sorted(hist["trial_number"].unique().tolist()) == [0, 4]
+    assert sorted(hist["trial_number"].unique().tolist()) == [0, 4] and hist["trial_number"].dtype == "int64"
 
 
 def test_study_list_counts_and_best_of_a_small_study(small_study):

@@ -283,6 +283,23 @@ def test_an_explicit_root_and_local_id_are_used(tmp_path: Path, data_dir: Path):
     journal.close(complete=False)
 
 
+def test_an_ack_that_cannot_be_written_is_logged_and_kept_in_memory(data_dir: Path, caplog):
+    import logging
+
+    journal = Journal("sqlite:///x.db", {})
+    journal.append(OpKind.CREATE, {})
+    (journal.folder / f".state.json.{os.getpid()}.tmp").mkdir()  # the state file's temporary cannot be written
+    with caplog.at_level(logging.WARNING, logger="trackbook.tracking"):
+        journal.ack(0)  # nothing new: nothing written, nothing logged
+        assert caplog.records == []
+        journal.ack(1)
+    [record] = caplog.records
+    assert record.getMessage().startswith(f"trackbook: could not mark delivered writes in {journal.folder}: [Errno 21]")
+    assert journal.acked == 1 and journal.pending == 0
+    assert json.loads((journal.folder / "state.json").read_text())["acked"] == 0  # a replay the store deduplicates
+    journal.close(complete=False)
+
+
 def test_state_writes_replace_the_file_and_leave_no_temporary(data_dir: Path):
     journal = Journal("sqlite:///x.db", {})
     for seq in range(1, 4):
@@ -362,7 +379,7 @@ def test_journal_folders_are_oldest_first_and_only_real_journals(data_dir: Path)
         j.close(complete=False)
     root = data_dir / "journals"
     # created_ms decides, not the name: local-2 is made the oldest, local-0 the newest
-    for name, created in (("local-0", 3_000), ("local-1", 2_000), ("local-2", 1_000)):
+    for name, created in (("local-0", 3_000), ("local-1", 1_501), ("local-2", 1_000)):
         meta = json.loads((root / name / "meta.json").read_text())
         (root / name / "meta.json").write_text(json.dumps({**meta, "created_ms": created}))
     (root / "not-a-journal").mkdir()
@@ -371,7 +388,7 @@ def test_journal_folders_are_oldest_first_and_only_real_journals(data_dir: Path)
     broken.mkdir()
     (broken / "meta.json").write_text("{cut")
     os.utime(broken / "meta.json", (1.5, 1.5))
-    os.utime(broken, (1.5, 1.5))  # 1,500 ms: between local-2 and local-1
+    os.utime(broken, (1.5, 1.5))  # 1,500 ms (its folder's mtime, in ms): between local-2 and local-1
     assert [p.name for p in _journal.journal_folders()] == ["local-2", "local-broken", "local-1", "local-0"]
     assert [p.name for p in _journal.journal_folders(root)] == ["local-2", "local-broken", "local-1", "local-0"]
     assert list(_journal.journal_folders(data_dir / "absent")) == []
