@@ -164,3 +164,13 @@ def test_an_atomic_write_that_fails_leaves_no_temporary_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
     _atomic_write(tmp_path, "target.json", lambda tmp: open(tmp, "w").write("whole"))
     assert [p.name for p in tmp_path.iterdir()] == ["target.json"] and (tmp_path / "target.json").read_text() == "whole"
+
+
+def test_a_cleared_cache_reads_what_another_process_wrote_after(tmp_path):
+    mine, theirs = HistoryCache("store", tmp_path), HistoryCache("store", tmp_path)
+    put(mine, "r1", A, {"a": 1}, complete=True)
+    assert _get(mine, {"r1": {"a": 1}})[1] == []
+    mine.clear()
+    put(theirs, "r2", B, {"b": 1}, complete=True)
+    assert _get(mine, {"r1": {"a": 1}, "r2": {"b": 1}}) == ([("r2", "b", 1, -1.0, 11)], ["r1"])
+    assert mine.cached_runs() == {"r2"}
