@@ -464,6 +464,11 @@ def test_importance_needs_two_completed_trials_and_a_varying_param(tmp_path):
     _trial(client, exp, parent, "t3", start=4, params={"lr": 0.3, "n": 5}, metrics={"objective": 0.5})
     imp = tb.study(store, parent, direction="maximize").importance()
     assert sorted(imp["param"]) == ["lr", "n"] and imp["importance"].sum() == pytest.approx(1.0)
+    pair = client.create_run(exp, run_name="pair").info.run_id  # two completed trials are enough
+    _trial(client, exp, pair, "p0", start=5, params={"lr": 0.1}, metrics={"objective": 1.0})
+    _trial(client, exp, pair, "p1", start=6, params={"lr": 0.2}, metrics={"objective": 2.0})
+    imp = tb.study(store, pair, direction="maximize").importance()
+    assert imp["param"].tolist() == ["lr"] and imp["importance"].tolist() == pytest.approx([1.0])
 
 
 def test_distributions_for_ints_floats_and_categories():
