@@ -170,7 +170,17 @@ def test_a_cleared_cache_reads_what_another_process_wrote_after(tmp_path):
     mine, theirs = HistoryCache("store", tmp_path), HistoryCache("store", tmp_path)
     put(mine, "r1", A, {"a": 1}, complete=True)
     assert _get(mine, {"r1": {"a": 1}})[1] == []
+    put(theirs, "r3", B, {"b": 1}, complete=True)  # the manifest changed on disk since mine read it
+    assert _get(mine, {"r3": {"b": 1}}) == ([("r3", "b", 1, -1.0, 11)], [])
     mine.clear()
     put(theirs, "r2", B, {"b": 1}, complete=True)
     assert _get(mine, {"r1": {"a": 1}, "r2": {"b": 1}}) == ([("r2", "b", 1, -1.0, 11)], ["r1"])
     assert mine.cached_runs() == {"r2"}
+
+
+def test_only_the_runs_named_in_the_signatures_are_cached(tmp_path):
+    cache = HistoryCache("store", tmp_path)
+    both = pd.concat([A.assign(**{C.RUN_ID: "r1"}), B.assign(**{C.RUN_ID: "r2"})], ignore_index=True)
+    cache.put_many(both, {"r2": {"b": 1}}, complete=True)
+    assert cache.cached_runs() == {"r2"}
+    assert _get(cache, {"r2": {"b": 1}}) == ([("r2", "b", 1, -1.0, 11)], [])
