@@ -255,6 +255,12 @@ def test_sync_is_harmless_before_and_after_writes_and_close_keeps_or_deletes(dat
     done = Journal("sqlite:///x.db", {})
     done.close(complete=True)
     assert not done.folder.exists()
+    gone = Journal("sqlite:///x.db", {})
+    import shutil
+
+    shutil.rmtree(gone.folder)  # removed under it (`trackbook sync --discard` from another shell)
+    gone.close(complete=True)  # nothing to delete: no error
+    assert not gone.folder.exists()
 
 
 def test_a_second_writer_cannot_lock_a_journal_and_a_missing_folder_cannot_be_locked(data_dir: Path):
