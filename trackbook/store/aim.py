@@ -202,6 +202,7 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
     meta = meta if isinstance(meta, dict) else {}
     status = meta.get(L.AIM_STATUS) or (C.RUNNING if run.active else C.FINISHED)
     end_time = None if status == C.RUNNING else run.end_time
+    metrics, signatures = _last_values(run)
     experiment = run.experiment or ""
     return RunRecord(
         run_id=run.hash,
@@ -211,22 +212,46 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
         status=status,
         start_time=None if run.creation_time is None else run.creation_time * 1000.0,
         end_time=None if end_time is None else end_time * 1000.0,
-        params=_params(run.get(L.AIM_PARAMS_KEY, None)),
+        params=_params(run),
         tags=_tags(run),
-        metrics=_last_values(run),
+        metrics=metrics,
+        metric_signatures=signatures,
         parent_run_id=meta.get(L.AIM_PARENT_RUN_ID),
         last_activity=meta.get(L.AIM_HEARTBEAT),
     )
 
 
-def _params(hparams: Any) -> dict[str, Any]:
-    """``run["hparams"]`` as params: a dict flattened with dots; anything else Aim users
-    store there (a string, a list) kept whole as the one param ``hparams``."""
-    if hparams is None:
-        return {}
+def _params(run: Any) -> dict[str, Any]:
+    """A run's params: ``run["hparams"]`` flattened with dots (anything else Aim users
+    store there, a string or a list, kept whole as the one param ``hparams``), then the
+    scalars set as top-level keys, ``run["learning_rate"] = 3e-4``, which is where
+    ``aim.sb3.AimCallback`` puts a model's hyper-parameters; ``hparams`` wins a clash."""
+    hparams = run.get(L.AIM_PARAMS_KEY, None)
+    params = {k: v for k, v in _top_level(run).items() if _is_param(k, v)}
     if isinstance(hparams, dict):
-        return _flatten(hparams)
-    return {L.AIM_PARAMS_KEY: hparams}
+        params.update(_flatten(hparams))
+    elif hparams is not None:
+        params[L.AIM_PARAMS_KEY] = hparams
+    return params
+
+
+def _top_level(run: Any) -> dict[str, Any]:
+    try:
+        attrs = run.meta_run_attrs_tree.collect()
+    except (KeyError, IndexError, TypeError):  # a run that never set anything
+        return {}
+    return attrs if isinstance(attrs, dict) else {}
+
+
+_RESERVED = {L.AIM_PARAMS_KEY, L.AIM_TAGS_KEY, L.AIM_TRACKBOOK_KEY, *L.AIM_NOT_PARAMS}
+
+
+def _is_param(key: str, value: Any) -> bool:
+    if key in _RESERVED or key.startswith("_") or isinstance(value, dict | list | tuple) or value is None:
+        return False
+    # An object's repr with its memory address ("<...Logger object at 0x7fa6...>") or a
+    # module printout differs in every run: as a param it would split every group.
+    return not (isinstance(value, str) and (" at 0x" in value or "\n" in value))
 
 
 def _tags(run: Any) -> dict[str, str]:
@@ -249,15 +274,25 @@ def _tags(run: Any) -> dict[str, str]:
     return tags
 
 
-def _last_values(run: Any) -> dict[str, float]:
-    out = {}
+def _last_values(run: Any) -> tuple[dict[str, float], dict[str, tuple]]:
+    """Each metric's last value, and what the history cache checks it by: Aim's summary
+    of the series (its last step and value, min and max, ...). A point logged after the
+    last step, or one that moves the min or max, changes it; a point logged later at an
+    earlier step with a value inside the min and max does not (Aim keeps no count of a
+    series' points, and leaves ``first_step`` as it was): ``store.cache.clear()``."""
+    out, signatures = {}, {}
     traces = run.meta_run_tree.subtree("traces").collect() if _has_traces(run) else {}
     for ctx_idx, by_name in traces.items():
         context = run.idx_to_ctx(ctx_idx).to_dict()
         for name, info in by_name.items():
             if info.get("dtype", "float") in ("float", "int") and "last" in info:
-                out[_metric_label(name, context)] = float(info["last"])
-    return out
+                label = _metric_label(name, context)
+                out[label] = float(info["last"])
+                signatures[label] = tuple(repr(info.get(k)) for k in _SUMMARY)
+    return out, signatures
+
+
+_SUMMARY = ("first_step", "first", "last_step", "last", "min", "max", "version")
 
 
 def _has_traces(run: Any) -> bool:
