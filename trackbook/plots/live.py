@@ -284,11 +284,16 @@ class LiveCurves:
         return index
 
     # -- updates ---------------------------------------------------------------------------
-    def update(self, points: pd.DataFrame, runs: pd.DataFrame | None = None) -> int:
+    def update(self, points: pd.DataFrame, runs: pd.DataFrame | None = None,
+               reread: Sequence[tuple[str, str]] = ()) -> int:
         """Append ``points`` (new since the last update) to their traces; ``runs`` (the
-        followed runs now) renames legends whose state changed. Returns the points drawn."""
+        followed runs now) renames legends whose state changed; the ``reread`` series
+        (run id, metric: a follower's ``FollowUpdate.reread``) are in ``points`` whole,
+        so what was drawn of them is dropped first. Returns the points drawn."""
         if runs is not None and len(runs):
             self._runs_seen(runs)
+        for key in reread:
+            self._forget(str(key[0]), str(key[1]))
         if points is None or points.empty:
             return 0
         points = finite(points)
@@ -312,6 +317,16 @@ class LiveCurves:
                     self._append((rid, metric, SMOOTHED), xs, smoother.extend(values))
                 drawn += len(values)
         return drawn
+
+    def _forget(self, rid: str, metric: str) -> None:
+        if len(self.history):
+            mine = (self.history[C.RUN_ID].astype(str) == rid) & (self.history[C.METRIC].astype(str) == metric)
+            self.history = self.history[~mine].reset_index(drop=True)
+        self._smoothers.pop((rid, metric), None)
+        with self.figure.batch_update():
+            for role in (RAW, SMOOTHED):
+                if (index := self._traces.get((rid, metric, role))) is not None:
+                    self.figure.data[index].x, self.figure.data[index].y = [], []
 
     def _start(self, rid: str, series: pd.DataFrame) -> None:
         row = self.runs[self.runs[C.RUN_ID].astype(str) == rid] if len(self.runs) else self.runs

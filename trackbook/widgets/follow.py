@@ -68,7 +68,7 @@ class Following:
         """Read what is new, draw it, tell ``on_update``; returns the ``FollowUpdate``."""
         with self._lock:
             update = self.follower.poll()
-            self.curves.update(update.points, update.runs)
+            self.curves.update(update.points, update.runs, getattr(update, "reread", ()))
             self.last_update = update
             if self.on_update is not None:
                 self.on_update(update)
@@ -155,8 +155,9 @@ class FollowPanel(Panel):
 
     Args:
         store: the store (``tb.connect(...)``).
-        experiment: the experiment to follow (every run in it, new ones too).
-        runs: run ids to follow instead (or as well, narrowing ``experiment``).
+        experiment: the experiment to follow (every run in it, new ones too); neither
+            this nor ``runs``: every experiment's runs.
+        runs: run ids (or a ``runs()`` frame) to follow instead, a fixed set.
         metrics: the metrics to draw, one row each (default: every metric logged).
         interval: seconds between polls; 0 polls only when :meth:`poll` is called.
         x: ``"step"``, ``"wall_time"`` or ``"relative_time"`` (seconds since the run started).
@@ -178,10 +179,10 @@ class FollowPanel(Panel):
         self.store = store
         self.figure = figure_widget()
         metrics = [metrics] if isinstance(metrics, str) else metrics
-        what = experiment or f"{len(runs or ())} runs"
+        what = experiment or ("every experiment" if runs is None else f"{len(runs)} runs")
         self.curves = LiveCurves(self.figure, metrics, x=x, smoothing=smoothing, group_by=group_by, store=store,
                                  title=f"Following {what}")
-        self.follower = store.follow(experiment, runs=list(runs) if runs is not None else None,
+        self.follower = store.follow(experiment, runs=runs,
                                      metrics=list(metrics) if metrics else None, stale_after=stale_after)
         self.view = HtmlView()
         self.table = run_table(pd.DataFrame(columns=C.RUN_COLUMNS), {}, {}, {}, {}, {})
