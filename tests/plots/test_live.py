@@ -120,7 +120,7 @@ def test_updates_extend_the_traces_in_place_and_rename_legends_on_state_changes(
     assert curves.states == {"a": ["RUNNING", "FINISHED"], "b": ["RUNNING"]}
     assert {t.name for t in fig.data if t.meta["run_id"] == "a"} == {"run-a · FINISHED"}
     assert len({t.line.color for t in fig.data}) == 1  # one chain, one colour
-    assert {t.legendgrouptitle.text for t in fig.data} == {"chain run-a"}
+    assert {t.legendgrouptitle.text for t in fig.data} == {"chain: run-a"}
     assert len(curves.history) == 8
     curves.update(_points("a", "loss", [1, 2, 3, 4, 5, 6]), reread=[("a", "loss")])  # a follower re-read it whole
     assert _drawn(fig)[("a", "loss")][0] == [1, 2, 3, 4, 5, 6]
@@ -165,6 +165,6 @@ def test_live_curves_draws_what_a_real_store_holds(tmp_path):
         raw = _drawn(fig)[(rid, "reward")]
         assert raw == ([m.step for m in stored], [m.value for m in stored])
         np.testing.assert_allclose(_drawn(fig, SMOOTHED)[(rid, "reward")][1], ema(np.array(raw[1]), 0.5))
-    assert {t.legendgrouptitle.text for t in fig.data} == {"study study"}
+    assert {t.legendgrouptitle.text for t in fig.data} == {"study: study"}
     with pytest.warns(UserWarning, match="no metric history"):
         live_curves(store.history(runs).iloc[:0], title="none")

@@ -261,7 +261,7 @@ class LiveCurves:
             return key
         what = "study" if self.group_by == BY_PARENT else "chain"
         known = set(self.runs[C.RUN_ID].astype(str)) if len(self.runs) else set()
-        return f"{what} {self._name(key)}" if key in known else f"{what} {key[:8]}"
+        return f"{what}: {self._name(key)}" if key in known else f"{what}: {key[:8]}"
 
     def _new_trace(self, rid: str, metric: str, role: str) -> int:
         name = self._legend(rid)

@@ -243,7 +243,8 @@ class FollowPanel(Panel):
         shown = self.table.drop(columns=[C.RUN_ID])
         if not self.curves.group_by:
             shown = shown.drop(columns=["group"])
-        self.view.value = self.status.value + (table_html(shown, max_rows=200) if len(shown) else "")
+        table = table_html(shown, max_rows=200) if len(shown) else ""
+        self.view.value = f'<div class="tb-follow">{self.status.value}{table}</div>'
 
     def _display_(self) -> Any:
         """Marimo's display hook: the run table and the figure, as anywidgets."""
