@@ -266,6 +266,8 @@ def test_jupyterlab_panel_follows_four_trainings_to_the_end(served: str, tmp_pat
             assert groups[ids["base"]] == groups[ids["continued"]] == "(no parent)"
             assert min(len(stored[(ids[n], "reward")][0]) for n in ids) >= 15
             _shots(page, tmp_path, "follow-lab.png")
+            note = page.evaluate(_js(_FIND + "return find(document, '.tb-follow').innerText;"))
+            print("JupyterLab panel:", note.splitlines()[0])
             assert not [e for e in page.console_errors if "plotly" in e.lower() or "widget" in e.lower()]
     finally:
         trainings.kill()

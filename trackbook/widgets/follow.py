@@ -19,6 +19,7 @@ from typing import Any
 
 import anywidget
 import ipywidgets as W
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import traitlets
@@ -39,6 +40,9 @@ class HtmlView(anywidget.AnyWidget):
     }
     export default { render };
     """
+    # the table's style as the widget's own stylesheet: a <style> in the HTML does not reach Marimo's cells
+    _css = (".tb-follow .tb-table{border-collapse:collapse;font-size:12px}"
+            ".tb-follow .tb-table td,.tb-follow .tb-table th{border:1px solid #ddd;padding:2px 6px}")
     value = traitlets.Unicode("").tag(sync=True)
 
 
@@ -235,8 +239,11 @@ class FollowPanel(Panel):
         self.table = run_table(runs, self.curves.states, groups, self._shown.counts, self._shown.last_steps, names)
         running = int((runs[C.STATUS] == C.RUNNING).sum()) if len(runs) else 0
         new = f", {len(update.new_runs)} new" if len(update.new_runs) else ""
+        gaps = np.diff(self.following.poll_times[-11:])
+        achieved = f" (achieved: {gaps.mean():.2f} s apart)" if len(gaps) and self.following.running else ""
         self._note = (f"{len(runs)} runs ({running} running{new}); {sum(self._shown.counts.values())} points "
-                      f"drawn; polled at {pd.Timestamp.now(tz='UTC'):%H:%M:%S} UTC, every {self.interval:g} s.")
+                      f"drawn; polled at {pd.Timestamp.now(tz='UTC'):%H:%M:%S} UTC, every {self.interval:g} s"
+                      f"{achieved}.")
         self.message(self._note)
 
     def _render(self) -> None:
