@@ -356,3 +356,74 @@ def restore_special_values(values: Any, is_nan: Any = None) -> Any:
     if is_nan is not None:
         out[np.array(is_nan, dtype=bool, ndmin=1)] = np.nan
     return float(out[0]) if np.ndim(values) == 0 else out
+
+
+_SERIES_PER_QUERY = 200
+
+
+def points_after_sql(placeholder: str, n_series: int, *, sqlite: bool) -> str:
+    """The query for the points of ``n_series`` series from a step on: one
+    ``(run_uuid = ? AND key = ? AND step >= ?)`` term each, so that every term is a
+    range of MLflow's ``(run_uuid, key, step)`` index (sqlite: a MULTI-INDEX OR;
+    PostgreSQL: a BitmapOr of index scans) and the cost is that of the points in range."""
+    term = f"(run_uuid = {placeholder} AND key = {placeholder} AND step >= {placeholder})"
+    hint = " INDEXED BY index_metrics_run_uuid_key_step" if sqlite else ""
+    return (
+        f"SELECT run_uuid, key, step, value, is_nan, timestamp FROM metrics{hint} WHERE "
+        + " OR ".join([term] * n_series)
+    )
+
+
+def read_points_from(engine: Any, series: list[tuple[str, str, int | None]]) -> pd.DataFrame:
+    """Points of each series ``(run id, metric, first step)`` at that step or later
+    (every point where the step is None), with their labels, in any order.
+
+    Series read from their start go through :func:`read_points` (the bulk reader,
+    grouped by runs with the same metrics, so that no other series is read); the
+    others through :func:`points_after_sql`, whose cost is the points in range.
+    """
+    parts = []
+    whole: dict[str, list[str]] = {}
+    for run_id, key, step in series:
+        if step is None:
+            whole.setdefault(run_id, []).append(key)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for run_id, keys in whole.items():
+        groups.setdefault(tuple(sorted(keys)), []).append(run_id)
+    for keys, run_ids in groups.items():
+        parts.append(read_points(engine, run_ids, list(keys)))
+    ranged = [(r, k, int(s)) for r, k, s in series if s is not None]
+    if ranged:
+        sqlite = engine.url.get_backend_name() == "sqlite"
+        conn, ph = _connect(engine)
+        try:
+            cur = conn.cursor()
+            rows: list[Any] = []
+            for i in range(0, len(ranged), _SERIES_PER_QUERY):
+                chunk = ranged[i : i + _SERIES_PER_QUERY]
+                params = [v for s in chunk for v in s]
+                try:
+                    cur.execute(points_after_sql(ph, len(chunk), sqlite=sqlite), params)
+                except Exception:  # noqa: BLE001 - an older schema without that index: the planner picks
+                    if not sqlite:
+                        raise
+                    cur.execute(points_after_sql(ph, len(chunk), sqlite=False), params)
+                rows.extend(cur.fetchall())
+            cur.close()
+        finally:
+            conn.close()
+        points = np.fromiter((tuple(r[2:]) for r in rows), dtype=_POINT, count=len(rows))
+        parts.append(
+            pd.DataFrame(
+                {
+                    C.RUN_ID: pd.Categorical([str(r[0]) for r in rows]),
+                    C.METRIC: pd.Categorical([str(r[1]) for r in rows]),
+                    C.STEP: points["step"],
+                    C.VALUE: restore_special_values(points["value"], points["is_nan"]),
+                    C.TIMESTAMP: points["timestamp"],
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
+    return parts[0] if len(parts) == 1 else _concat(parts)

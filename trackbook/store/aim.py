@@ -86,6 +86,16 @@ class AimStore(Store):
 
     # -------------------------------------------------------------------- history
 
+    def _read_history_after(self, wanted):
+        """The base fallback, on purpose: Aim keys a metric's points by a hash of their
+        step (sequence version 2; ``SequenceV2Data.range`` refuses, "Range selection
+        cannot be applied to data stored with reservoir sampling"), so no read seeks to
+        a step. A poll reads only the series whose summary moved (see ``_last_values``),
+        each whole, in numpy (``_series_arrays``), and keeps the points after the
+        cursors; reading whole, it also sees a point replaced behind the cursor (Aim
+        keeps one point per step) and sends that series again."""
+        return super()._read_history_after(wanted)
+
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
         repo = self._fresh_repo()
         wanted = set(metrics)
@@ -203,6 +213,7 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
     status = meta.get(L.AIM_STATUS) or (C.RUNNING if run.active else C.FINISHED)
     end_time = None if status == C.RUNNING else run.end_time
     experiment = run.experiment or ""
+    last, moved = _last_values(run)
     return RunRecord(
         run_id=run.hash,
         name=run.name or "",
@@ -213,9 +224,10 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
         end_time=None if end_time is None else end_time * 1000.0,
         params=_params(run.get(L.AIM_PARAMS_KEY, None)),
         tags=_tags(run),
-        metrics=_last_values(run),
+        metrics=last,
         parent_run_id=meta.get(L.AIM_PARENT_RUN_ID),
         last_activity=meta.get(L.AIM_HEARTBEAT),
+        follow_signatures=moved,
     )
 
 
@@ -249,15 +261,23 @@ def _tags(run: Any) -> dict[str, str]:
     return tags
 
 
-def _last_values(run: Any) -> dict[str, float]:
-    out = {}
+def _last_values(run: Any) -> tuple[dict[str, float], dict[str, str]]:
+    """Each metric's last value, and what a follower watches for new points: Aim's
+    per-sequence summary (last step and value, first step, min, max), which a point
+    after the last step always changes, even one that repeats the last value."""
+    out, moved = {}, {}
     traces = run.meta_run_tree.subtree("traces").collect() if _has_traces(run) else {}
     for ctx_idx, by_name in traces.items():
         context = run.idx_to_ctx(ctx_idx).to_dict()
         for name, info in by_name.items():
             if info.get("dtype", "float") in ("float", "int") and "last" in info:
-                out[_metric_label(name, context)] = float(info["last"])
-    return out
+                label = _metric_label(name, context)
+                out[label] = float(info["last"])
+                moved[label] = repr(sorted((k, v) for k, v in info.items() if k in _SUMMARY))
+    return out, moved
+
+
+_SUMMARY = ("last", "last_step", "first_step", "min", "max")
 
 
 def _has_traces(run: Any) -> bool:

@@ -301,7 +301,11 @@ class Store(abc.ABC):
         """Per series (run, metric) of these runs, something that changes when points
         are added after its last one: a :class:`Follower` reads only the series whose
         signature moved. Every metric of the runs is listed (new ones too)."""
-        return {(r.run_id, m): sig for r in records for m, sig in r.signatures().items()}
+        return {
+            (r.run_id, m): sig
+            for r in records
+            for m, sig in (r.follow_signatures if r.follow_signatures is not None else r.signatures()).items()
+        }
 
     def _read_history_after(
         self, wanted: dict[tuple[str, str], Cursor | None]

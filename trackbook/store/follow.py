@@ -15,6 +15,7 @@ before the points table did are not left behind.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +115,9 @@ class Follower:
         self._cursors: dict[SeriesKey, Cursor] = {}
         self._signatures: dict[SeriesKey, Any] = {}
         self._recent: set[SeriesKey] = set()  # series that got points last poll: asked again once
+        self._last_records: list | None = None
+        self._last_frame: pd.DataFrame | None = None
+        self._empty: pd.DataFrame | None = None
 
     @property
     def run_ids(self) -> list[str]:
@@ -130,7 +134,7 @@ class Follower:
             StoreUnavailable, AccessDenied: as the store's reads do.
         """
         records = self._records()
-        frame = F.runs_frame(records, stale_after=self.stale_after)
+        frame = self._runs_frame(records)
         states = dict(zip(frame[C.RUN_ID], zip(frame[C.STATUS], frame[C.STALE].astype(bool), strict=True), strict=True))
         # oldest first, so that new runs are listed (and coloured) in the order they started
         new_runs = [r for r in reversed(frame[C.RUN_ID].tolist()) if r not in self._states]
@@ -150,7 +154,12 @@ class Follower:
         self._signatures.update(signatures)
 
         raw, reread = self.store._read_history_after(wanted) if wanted else (_no_points(), set())
-        points = F.finish_history(raw, self._run_ids)
+        if len(raw):
+            points = F.finish_history(raw, self._run_ids)
+        else:  # most polls of a quiet store: typed once per set of runs
+            if self._empty is None or list(self._empty[C.RUN_ID].cat.categories) != self._run_ids:
+                self._empty = F.finish_history(_no_points(), self._run_ids)
+            points = self._empty.copy()
         self._advance(points, set(reread))
         self._states = states
         return FollowUpdate(points=points, runs=frame, new_runs=new_runs, changed=changed, reread=sorted(reread))
@@ -162,6 +171,15 @@ class Follower:
         if self._fixed is not None:
             return store._get_runs(self._fixed)
         return store._list_runs(self._experiment_ids)
+
+    def _runs_frame(self, records: list) -> pd.DataFrame:
+        """``runs_frame`` of the records, with only the ``stale`` flags recomputed while
+        the records stay as they were (building the frame is most of an idle poll)."""
+        if self._last_frame is not None and records == self._last_records:
+            return self._last_frame.assign(**{C.STALE: _stale(self._last_frame, records, self.stale_after)})
+        frame = F.runs_frame(records, stale_after=self.stale_after)
+        self._last_records, self._last_frame = records, frame
+        return frame
 
     def _advance(self, points: pd.DataFrame, reread: set[SeriesKey]) -> None:
         """Move the cursors past ``points`` (already sorted by run, metric, step, timestamp)."""
@@ -184,17 +202,28 @@ class Follower:
             self._recent.add(key)
 
 
+def _stale(frame: pd.DataFrame, records: list, stale_after: float) -> np.ndarray:
+    """The ``stale`` column of ``frame`` (rows of ``records``) as of now, by the rule of ``runs_frame``."""
+    now_ms = time.time() * 1000.0
+    by_id = {r.run_id: F.is_stale(r, now_ms, stale_after) for r in records}
+    return np.array([bool(by_id.get(r, False)) for r in frame[C.RUN_ID]], dtype=bool)
+
+
 def _no_points() -> pd.DataFrame:
     return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
 
 
-def after_cursors(frame: pd.DataFrame, wanted: dict[SeriesKey, Cursor | None]) -> tuple[pd.DataFrame, set[SeriesKey]]:
+def after_cursors(
+    frame: pd.DataFrame, wanted: dict[SeriesKey, Cursor | None], *, whole: bool = True
+) -> tuple[pd.DataFrame, set[SeriesKey]]:
     """The points of ``frame`` (raw: timestamps in ms) of the ``wanted`` series that lie
-    after their cursors, for a backend that read the series whole.
+    after their cursors.
 
-    Whole series tell their length: one longer than the points handed out plus the new
-    ones has had a point added before its cursor; it is returned whole, and named in
-    the second value.
+    With ``whole`` (the backend read each series whole) the series tells more: one
+    longer than the points handed out plus the new ones, or with a point at or before
+    the cursor's step but a later timestamp than the cursor's, has had a point added
+    (or, in Aim, replaced) behind the cursor; it is returned whole, and named in the
+    second value.
     """
     if frame.empty or not wanted:
         return frame.iloc[:0], set()
@@ -215,8 +244,10 @@ def after_cursors(frame: pd.DataFrame, wanted: dict[SeriesKey, Cursor | None]) -
     new = inside & ((steps > c_step[pos]) | ((steps == c_step[pos]) & (times > c_time[pos])))
     total = np.bincount(position[inside], minlength=len(cursors))
     fresh = np.bincount(position[new], minlength=len(cursors))
-    late = total > c_count + fresh
-    late &= np.array([c is not None for c in cursors], dtype=bool)
+    # logged after the cursor's point, yet not after it in step order: a late or replaced point
+    behind = np.bincount(position[inside & ~new & (times > c_time[pos])], minlength=len(cursors))
+    late = (total > c_count + fresh) | (behind > 0)
+    late &= np.array([c is not None for c in cursors], dtype=bool) & whole
     keep = new | (inside & late[pos])
     reread = {k for k, is_late in zip(wanted, late, strict=True) if is_late}
     return frame[keep].reset_index(drop=True), reread
