@@ -90,6 +90,19 @@ def test_a_panel_follows_new_points_new_runs_and_states(live):
     assert table.loc[second, "last step"] == 2
     assert "RUNNING → FINISHED" in panel.view.value and "first · FINISHED" in {t.name for t in panel.figure.data}
     assert "2 runs (1 running" in panel.view.value
+    # JupyterLab's controls draw what was followed anew: seconds since each run's start, raw, by chain
+    panel.x_axis.value = "relative_time"
+    panel.smoothing.value = None
+    panel.group_by.value = "chain"
+    starts = panel.follower.poll().runs.set_index(C.RUN_ID)[C.START_TIME]
+    for (rid, metric), (xs, ys) in _drawn(panel.figure).items():
+        steps, values = _stored(client, rid, metric)
+        assert ys == values
+        stamps = [p.timestamp / 1000 for p in client.get_metric_history(rid, metric)]
+        np.testing.assert_allclose(xs, [t - starts[rid].timestamp() for t in stamps], atol=1e-3)
+    assert not _drawn(panel.figure, SMOOTHED)
+    assert set(panel.table["group"]) == {"chain: first"}  # second continues first
+    assert {t.legendgrouptitle.text for t in panel.figure.data} == {"chain: first"}
 
 
 def test_the_timer_polls_until_stopped_and_a_dropped_panel_stops_by_itself(live):

@@ -25,7 +25,8 @@ import plotly.graph_objects as go
 import traitlets
 
 from trackbook import columns as C
-from trackbook.plots.live import STEP, LiveCurves
+from trackbook.plots.live import (BY_CHAIN, BY_PARENT, EMA, RELATIVE_TIME, ROLLING, STEP, WALL_TIME, LiveCurves,
+                                  run_groups, smoothing_spec)
 from trackbook.widgets._base import Panel, figure_widget, table_html
 
 
@@ -120,7 +121,7 @@ def run_table(runs: pd.DataFrame, states: Mapping[str, Sequence[str]], groups: M
     for rid, name in zip(runs[C.RUN_ID].astype(str), runs[C.NAME], strict=True):
         group = groups.get(rid)
         rows.append({C.NAME: name if isinstance(name, str) and name else rid[:8],
-                     "group": group_names.get(group, group) if group and group != rid else "",
+                     "group": group_names.get(group, group) if group else "",
                      C.STATUS: " → ".join(states.get(rid, ())), "points": int(counts.get(rid, 0)),
                      "last step": last_steps.get(rid, ""), C.RUN_ID: rid})
     return pd.DataFrame(rows, columns=[C.NAME, "group", C.STATUS, "points", "last step", C.RUN_ID])
@@ -192,11 +193,38 @@ class FollowPanel(Panel):
         self.table = run_table(pd.DataFrame(columns=C.RUN_COLUMNS), {}, {}, {}, {}, {})
         self._shown = _Shown()
         self._note = ""
-        self.widget.children = [self.view, self.figure]
+        self._controls(x, smoothing, group_by)
+        self.widget.children = [W.HBox([self.x_axis, self.smoothing, self.group_by]), self.view, self.figure]
         self.following = Following(self.follower, self.curves, interval=interval, on_update=self._show,
                                    on_error=lambda text: self.message(text, error=True))
         self.guarded(self.following.poll)
         self.following.start()
+
+    def _controls(self, x: str, smoothing: Any, group_by: str | None) -> None:
+        """JupyterLab's controls for the x axis, smoothing and grouping (Marimo: the arguments, or redraw())."""
+        spec = smoothing_spec(smoothing)
+        smoothings = [("raw", None), ("EMA 0.6", (EMA, 0.6)), ("EMA 0.9", (EMA, 0.9)), ("rolling 10", (ROLLING, 10)),
+                      ("rolling 50", (ROLLING, 50))]
+        if spec not in [v for _, v in smoothings]:
+            smoothings.append((f"{spec[0]} {spec[1]:g}", spec))
+        self.x_axis = W.ToggleButtons(options=[("step", STEP), ("wall time", WALL_TIME), ("since start", RELATIVE_TIME)],
+                                      value=x, style={"button_width": "90px"})
+        self.smoothing = W.Dropdown(description="Smoothing", options=smoothings, value=spec,
+                                    layout=W.Layout(width="220px"))
+        self.group_by = W.Dropdown(description="Group", options=[("each run", None), ("by study", BY_PARENT),
+                                                                 ("by chain", BY_CHAIN)], value=group_by,
+                                   layout=W.Layout(width="220px"))
+        # the widgets stay registered while the kernel lives: they hold the panel only weakly, so that a
+        # panel nobody holds any more is collected and its polling stops
+        ref = weakref.ref(self)
+
+        def changed(_change: Any) -> None:
+            if (panel := ref()) is not None:
+                panel.guarded(lambda: panel.redraw(x=panel.x_axis.value, smoothing=panel.smoothing.value,
+                                                   group_by=panel.group_by.value))
+
+        for control in (self.x_axis, self.smoothing, self.group_by):
+            control.observe(changed, "value")
 
     @property
     def history(self) -> pd.DataFrame:
@@ -223,20 +251,27 @@ class FollowPanel(Panel):
         self.message(self._note + " Stopped.")
 
     def redraw(self, *, x: str | None = None, smoothing: Any = "unchanged", group_by: Any = "unchanged") -> None:
-        """Draw what was followed so far anew with another x axis, smoothing or grouping."""
+        """Draw what was followed so far anew with another x axis, smoothing or grouping
+        (what JupyterLab's controls above the figure do)."""
         with self.following._lock:
             self.curves.redraw(x=x, smoothing=smoothing, group_by=group_by)
+        self._render_table()
 
     def message(self, text: str = "", *, error: bool = False) -> None:
         super().message(text, error=error)
         self._render()
 
+    def _render_table(self, runs: pd.DataFrame | None = None) -> None:
+        runs = self.curves.runs if runs is None else runs
+        groups = run_groups(runs, self.curves.group_by, store=self.store) if self.curves.group_by and len(runs) else {}
+        names = {key: self.curves._group_label(key) for key in set(groups.values())}
+        self.table = run_table(runs, self.curves.states, groups, self._shown.counts, self._shown.last_steps, names)
+        self._render()
+
     def _show(self, update: Any) -> None:
         self._shown.add(update.points)
         runs = update.runs
-        groups = self.curves._groups if self.curves.group_by else {}
-        names = {key: self.curves._group_label(key) for key in set(groups.values())}
-        self.table = run_table(runs, self.curves.states, groups, self._shown.counts, self._shown.last_steps, names)
+        self._render_table(runs)
         running = int((runs[C.STATUS] == C.RUNNING).sum()) if len(runs) else 0
         new = f", {len(update.new_runs)} new" if len(update.new_runs) else ""
         gaps = np.diff(self.following.poll_times[-11:])
