@@ -44,6 +44,7 @@ _TRAINING = """
 import json, math, os, sys, time
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
+from trackbook import layout as L
 
 uri, experiment_id, name, out, gate, parent, base, after = sys.argv[1:9]
 client = MlflowClient(uri)
