@@ -101,7 +101,10 @@ class Following:
 
 
 def _loop(ref: weakref.ref, stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
+    due = time.monotonic() + interval
+    # polls start every `interval` s, however long one takes (a slow one delays the next, never piles up)
+    while not stop.wait(max(0.0, due - time.monotonic())):
+        due = max(due + interval, time.monotonic())
         following = ref()
         if following is None:
             return
