@@ -105,12 +105,13 @@ def _mlflow_scenario(write_uri: str, read_uri: str, experiment: str) -> None:
     _log(client, a, "loss", range(5, 10), t=T0 + 100)
     _log(client, a, "loss", [9, 9], t=T0 + 200, value=7.0)
     _log(client, a, "acc", range(3), t=T0 + 300)
+    _log(client, a, "lr", [0, 0, 0], t=T0 + 300)  # log_metric without a step: always step 0
     b = client.create_run(exp, run_name="b").info.run_id
     _log(client, b, "loss", range(4), t=T0 + 400)
     update = follower.poll()
     seen.add(update)
     assert (update.new_runs, update.changed) == ([b], [])
-    assert len(update.points) == 5 + 2 + 3 + 4
+    assert len(update.points) == 5 + 2 + 3 + 3 + 4
     assert follower.run_ids == [a, b]
     _check(store, seen, follower, client)
 
@@ -122,11 +123,12 @@ def _mlflow_scenario(write_uri: str, read_uri: str, experiment: str) -> None:
     _log(client, b, "loss", range(4, 6_004), t=T0 + 1_000)
     _log(client, b, "loss", [6_003], t=T0 + 9_000, value=-1.0)  # same step, later timestamp
     _log(client, a, "loss", [10], t=T0 + 9_000)
+    _log(client, a, "lr", [0, 0], t=T0 + 9_000)
     client.set_terminated(a)
     update = follower.poll()
     seen.add(update)
     assert update.new_runs == [] and update.changed == [a]
-    assert len(update.points) == 6_000 + 1 + 1
+    assert len(update.points) == 6_000 + 1 + 1 + 2
     assert dict(zip(update.runs[C.RUN_ID], update.runs[C.STATUS], strict=True)) == {a: C.FINISHED, b: C.RUNNING}
     _check(store, seen, follower, client)
     _dtypes_match_history(update, store, follower)
@@ -156,10 +158,17 @@ def test_sqlite_poll_reads_a_step_range_of_mlflows_run_key_step_index(tmp_path: 
     try:
         plan = conn.cursor().execute("EXPLAIN QUERY PLAN " + _mlflow_sql.points_after_sql(ph, 3, sqlite=True),
                                      [run, "loss", 50] * 3).fetchall()
+        at_step = conn.cursor().execute("EXPLAIN QUERY PLAN " + _mlflow_sql.points_at_step_after_sql(ph, 3),
+                                        ["loss", T0 + 50, 50, run] * 3).fetchall()
     finally:
         conn.close()
     details = [row[-1] for row in plan]
     assert any("index_metrics_run_uuid_key_step (run_uuid=? AND key=? AND step>?)" in d for d in details), details
+    assert not any(d.startswith("SCAN") for d in details), details
+    # the cursor's own step by time, through MLflow's primary key (key, timestamp, ...)
+    details = [row[-1] for row in at_step]
+    assert any(d.startswith("SEARCH") for d in details), details
+    assert all("(key=? AND timestamp>?)" in d for d in details if d.startswith("SEARCH")), details
     assert not any(d.startswith("SCAN") for d in details), details
 
 
@@ -292,7 +301,7 @@ def test_auth_app_gates_the_points_from_route_with_read_permission(tmp_path: Pat
         reader = tb.connect(url)
         assert reader.runs().empty  # MLflow's search leaves out what alice may not read
         with pytest.raises(tb.errors.AccessDenied, match="alice"):  # and so does the points-from route
-            _mlflow_rest.read_points_from(reader._host_creds, [(run, "loss", None)])
+            _mlflow_rest.read_points_from(reader._host_creds, [(run, "loss", None, None)])
         monkeypatch.setenv("MLFLOW_TRACKING_USERNAME", admin[0])
         monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", admin[1])
         grant(url, alice[0], "guarded", "READ")

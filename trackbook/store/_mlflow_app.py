@@ -15,8 +15,9 @@ only tell the latest point of each metric, which a point logged later at an earl
 step leaves unchanged.
 
 A third, ``POST /ajax-api/2.0/trackbook/metrics/history-from`` (JSON body
-``{"series": [[run_id, metric, first_step or null], ...]}``), sends as Arrow the points
-of each series from a step on (:func:`trackbook.store._mlflow_sql.read_points_from`):
+``{"series": [[run_id, metric, step or null, timestamp or null], ...]}``), sends as
+Arrow the points of each series after that point: a greater step, or the same step
+logged later (:func:`trackbook.store._mlflow_sql.read_points_from`):
 what a :class:`~trackbook.store.follow.Follower` asks each poll, at the cost of the
 new points only.
 
@@ -92,20 +93,25 @@ def _can_read_from() -> bool:
     series = _parse_series((request.get_json(silent=True) or {}).get("series"))
     if series is None:
         return True  # the view answers 400 and reads nothing
-    return _can_read_runs(list(dict.fromkeys(r for r, _, _ in series)))
+    return _can_read_runs(list(dict.fromkeys(s[0] for s in series)))
 
 
-def _parse_series(series: Any) -> list[tuple[str, str, int | None]] | None:
-    """``[[run_id, metric, step or null], ...]`` as tuples, or None if it is not that."""
+def _parse_series(series: Any) -> list[tuple[str, str, int | None, int | None]] | None:
+    """``[[run_id, metric, step or null, timestamp or null], ...]`` as tuples (the
+    timestamp may be left out), or None if it is not that."""
     if not isinstance(series, list) or not series:
         return None
     out = []
     for item in series:
-        if not (isinstance(item, list) and len(item) == 3 and isinstance(item[0], str) and isinstance(item[1], str)
-                and (item[2] is None or (isinstance(item[2], int) and not isinstance(item[2], bool)))):
+        if not (isinstance(item, list) and len(item) in (3, 4) and isinstance(item[0], str)
+                and isinstance(item[1], str) and all(_int_or_none(v) for v in item[2:])):
             return None
-        out.append((item[0], item[1], item[2]))
+        out.append((item[0], item[1], item[2], item[3] if len(item) == 4 else None))
     return out
+
+
+def _int_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63)
 
 
 def _can_read_history() -> bool:
@@ -216,14 +222,15 @@ def _from_view() -> Any:
 
     series = _parse_series((request.get_json(silent=True) or {}).get("series"))
     if series is None:
-        return _error(400, 'Send a JSON body {"series": [["<run id>", "<metric>", <first step or null>], ...]}.')
+        return _error(400, 'Send a JSON body {"series": [["<run id>", "<metric>", <step or null>, '
+                           '<timestamp or null>], ...]}: the points after each (step, timestamp).')
     if len(series) > MAX_SERIES:
         return _error(400, f"At most {MAX_SERIES} series per request.")
     store = _get_tracking_store()
     engine = getattr(store, "engine", None)
     if engine is None:
         return _error(501, "This server's store is not a SQL database; use MLflow's get-history endpoints.")
-    visible = set(_visible_runs(store, list(dict.fromkeys(r for r, _, _ in series))))
+    visible = set(_visible_runs(store, list(dict.fromkeys(s[0] for s in series))))
     frame = read_points_from(engine, [s for s in series if s[0] in visible])
     return Response(_arrow_bytes(frame), mimetype=ARROW_STREAM)
 

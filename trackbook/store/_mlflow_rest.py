@@ -280,9 +280,10 @@ def _rows(points: list[dict[str, Any]], metric: str, run_id: str | None = None) 
     ]
 
 
-def read_points_from(host_creds: Any, series: list[tuple[str, str, int | None]]) -> pd.DataFrame:
-    """Points of each series ``(run id, metric, first step)`` at that step or later
-    (every point where the step is None), in any order."""
+def read_points_from(host_creds: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame:
+    """Points of each series ``(run id, metric, step, timestamp)`` after that point
+    (every point where the step is None), in any order. A stock server has no filter
+    by time: from it come every point at the step too, for the caller to drop."""
     if not series:
         return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
     if host_creds.host not in _no_from:
@@ -291,13 +292,13 @@ def read_points_from(host_creds: Any, series: list[tuple[str, str, int | None]])
             return _concat_labelled([p for p in parts if len(p)] or parts[:1])
     whole: dict[tuple[str, ...], list[str]] = {}
     by_run: dict[str, list[str]] = {}
-    for run_id, key, step in series:
+    for run_id, key, step, _ in series:
         if step is None:
             by_run.setdefault(run_id, []).append(key)
     for run_id, keys in by_run.items():
         whole.setdefault(tuple(sorted(keys)), []).append(run_id)
     parts = [read_points(host_creds, run_ids, list(keys)) for keys, run_ids in whole.items()]
-    ranged = [(r, k, int(s)) for r, k, s in series if s is not None]
+    ranged = [(r, k, int(s)) for r, k, s, _ in series if s is not None]
     if ranged:
         with ThreadPoolExecutor(max_workers=min(WORKERS, len(ranged))) as pool:
             rows = [row for chunk in pool.map(lambda s: _interval(host_creds, *s, LAST_STEP), ranged) for row in chunk]
@@ -306,7 +307,7 @@ def read_points_from(host_creds: Any, series: list[tuple[str, str, int | None]])
     return _concat_labelled(parts)
 
 
-def _from_request(host_creds: Any, series: list[tuple[str, str, int | None]]) -> pd.DataFrame | None:
+def _from_request(host_creds: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame | None:
     """Through trackbook's points-from endpoint, or None where the server has none."""
     import pyarrow as pa
     from mlflow.utils.rest_utils import http_request, verify_rest_response
@@ -314,7 +315,7 @@ def _from_request(host_creds: Any, series: list[tuple[str, str, int | None]]) ->
     response = http_request(
         host_creds=host_creds, endpoint=FROM_ROUTE, method="POST", json={"series": [list(s) for s in series]}
     )
-    _check_access(response, host_creds, list(dict.fromkeys(r for r, _, _ in series)))
+    _check_access(response, host_creds, list(dict.fromkeys(s[0] for s in series)))
     if response.status_code in (404, 405, 501) or (
         response.ok and not response.headers.get("Content-Type", "").startswith(ARROW_STREAM)
     ):

@@ -362,29 +362,42 @@ _SERIES_PER_QUERY = 200
 
 
 def points_after_sql(placeholder: str, n_series: int, *, sqlite: bool) -> str:
-    """The query for the points of ``n_series`` series from a step on: one
-    ``(run_uuid = ? AND key = ? AND step >= ?)`` term each, so that every term is a
+    """The query for the points of ``n_series`` series after a step: one
+    ``(run_uuid = ? AND key = ? AND step > ?)`` term each, so that every term is a
     range of MLflow's ``(run_uuid, key, step)`` index (sqlite: a MULTI-INDEX OR;
     PostgreSQL: a BitmapOr of index scans) and the cost is that of the points in range."""
-    term = f"(run_uuid = {placeholder} AND key = {placeholder} AND step >= {placeholder})"
+    term = f"(run_uuid = {placeholder} AND key = {placeholder} AND step > {placeholder})"
     hint = " INDEXED BY index_metrics_run_uuid_key_step" if sqlite else ""
-    return (
-        f"SELECT run_uuid, key, step, value, is_nan, timestamp FROM metrics{hint} WHERE "
-        + " OR ".join([term] * n_series)
-    )
+    return f"SELECT {_LABELLED} FROM metrics{hint} WHERE " + " OR ".join([term] * n_series)
 
 
-def read_points_from(engine: Any, series: list[tuple[str, str, int | None]]) -> pd.DataFrame:
-    """Points of each series ``(run id, metric, first step)`` at that step or later
-    (every point where the step is None), with their labels, in any order.
+def points_at_step_after_sql(placeholder: str, n_series: int) -> str:
+    """The query for the points of ``n_series`` series at one step, logged after a
+    time: ``(key = ? AND timestamp > ? AND step = ? AND run_uuid = ?)`` terms, which
+    MLflow's primary key ``(key, timestamp, step, run_uuid, ...)`` serves as a range.
+    (Through the step index, a series logged at one step throughout, as ``log_metric``
+    without a step does, would be read whole each poll.)"""
+    term = f"(key = {placeholder} AND timestamp > {placeholder} AND step = {placeholder} AND run_uuid = {placeholder})"
+    return f"SELECT {_LABELLED} FROM metrics WHERE " + " OR ".join([term] * n_series)
+
+
+_LABELLED = "run_uuid, key, step, value, is_nan, timestamp"
+_EARLIEST = -(2**63)
+
+
+def read_points_from(engine: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame:
+    """Points of each series ``(run id, metric, step, timestamp)`` after that point:
+    a greater step, or the same step and a later timestamp (every point where the step
+    is None), with their labels, in any order.
 
     Series read from their start go through :func:`read_points` (the bulk reader,
     grouped by runs with the same metrics, so that no other series is read); the
-    others through :func:`points_after_sql`, whose cost is the points in range.
+    others through :func:`points_after_sql` and :func:`points_at_step_after_sql`,
+    whose cost is that of the points found.
     """
     parts = []
     whole: dict[str, list[str]] = {}
-    for run_id, key, step in series:
+    for run_id, key, step, _ in series:
         if step is None:
             whole.setdefault(run_id, []).append(key)
     groups: dict[tuple[str, ...], list[str]] = {}
@@ -392,7 +405,7 @@ def read_points_from(engine: Any, series: list[tuple[str, str, int | None]]) -> 
         groups.setdefault(tuple(sorted(keys)), []).append(run_id)
     for keys, run_ids in groups.items():
         parts.append(read_points(engine, run_ids, list(keys)))
-    ranged = [(r, k, int(s)) for r, k, s in series if s is not None]
+    ranged = [(r, k, int(s), None if t is None else int(t)) for r, k, s, t in series if s is not None]
     if ranged:
         sqlite = engine.url.get_backend_name() == "sqlite"
         conn, ph = _connect(engine)
@@ -401,13 +414,17 @@ def read_points_from(engine: Any, series: list[tuple[str, str, int | None]]) -> 
             rows: list[Any] = []
             for i in range(0, len(ranged), _SERIES_PER_QUERY):
                 chunk = ranged[i : i + _SERIES_PER_QUERY]
-                params = [v for s in chunk for v in s]
+                params = [v for r, k, s, _ in chunk for v in (r, k, s)]
                 try:
                     cur.execute(points_after_sql(ph, len(chunk), sqlite=sqlite), params)
                 except Exception:  # noqa: BLE001 - an older schema without that index: the planner picks
                     if not sqlite:
                         raise
                     cur.execute(points_after_sql(ph, len(chunk), sqlite=False), params)
+                rows.extend(cur.fetchall())
+                # the cursor's own step; with no timestamp given, all of it
+                params = [v for r, k, s, t in chunk for v in (k, _EARLIEST if t is None else t, s, r)]
+                cur.execute(points_at_step_after_sql(ph, len(chunk)), params)
                 rows.extend(cur.fetchall())
             cur.close()
         finally:

@@ -137,10 +137,10 @@ class Follower:
         frame = self._runs_frame(records)
         states = dict(zip(frame[C.RUN_ID], zip(frame[C.STATUS], frame[C.STALE].astype(bool), strict=True), strict=True))
         # oldest first, so that new runs are listed (and coloured) in the order they started
-        new_runs = [r for r in reversed(frame[C.RUN_ID].tolist()) if r not in self._states]
+        seen = set(self._run_ids)  # not _states: a run deleted and restored is no new run
+        new_runs = [r for r in reversed(frame[C.RUN_ID].tolist()) if r not in seen]
         changed = [r for r in frame[C.RUN_ID] if r in self._states and self._states[r] != states[r]]
         status_moved = {r for r in states if r not in self._states or self._states[r][0] != states[r][0]}
-        self._run_ids.extend(new_runs)
 
         wanted: dict[SeriesKey, Cursor | None] = {}
         signatures = self.store._follow_signatures(records)
@@ -151,9 +151,12 @@ class Follower:
             if (key not in self._cursors or self._signatures.get(key) != signature
                     or key in self._recent or key[0] in status_moved):
                 wanted[key] = self._cursors.get(key)
-        self._signatures.update(signatures)
 
+        run_ids = self._run_ids + new_runs
         raw, reread = self.store._read_history_after(wanted) if wanted else (_no_points(), set())
+        # only now: a poll that failed above leaves the follower as it was, to be asked again
+        self._signatures.update(signatures)
+        self._run_ids = run_ids
         if len(raw):
             points = F.finish_history(raw, self._run_ids)
         else:  # most polls of a quiet store: typed once per set of runs

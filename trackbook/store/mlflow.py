@@ -157,12 +157,13 @@ class MLflowStore(Store):
         return self._naive_history(run_ids, metrics)
 
     def _read_history_after(self, wanted: dict[tuple[str, str], Cursor | None]):
-        """Only the points from each cursor's step on: through MLflow's ``(run_uuid,
-        key, step)`` index on a SQL store, trackbook's points-from endpoint or MLflow's
-        bulk-interval endpoint on a server (see :mod:`trackbook.store._mlflow_sql`,
-        :mod:`trackbook.store._mlflow_rest`); a poll costs the new points, not the
-        runs' length. The points at a cursor's own step are read again and dropped."""
-        series = [(r, m, None if c is None else c.step) for (r, m), c in wanted.items()]
+        """Only the points after each cursor: through MLflow's ``(run_uuid, key, step)``
+        index and its primary key (the cursor's own step, by time) on a SQL store,
+        trackbook's points-from endpoint, or MLflow's bulk-interval endpoint from the
+        cursor's step on (its points at that step are read again and dropped) on a stock
+        server (see :mod:`trackbook.store._mlflow_sql`, :mod:`trackbook.store._mlflow_rest`);
+        a poll costs the new points, not the runs' length."""
+        series = [(r, m, None, None) if c is None else (r, m, c.step, c.timestamp) for (r, m), c in wanted.items()]
         if self._engine is not None:
             frame = _mlflow_sql.read_points_from(self._engine, series)
         elif self._host_creds is not None:
