@@ -6,7 +6,8 @@ its continuation (``base_model_run_id``) and two trials of a study (children of 
 parent run). JupyterLab, in headless Chromium, runs a notebook that shows the panel;
 once the page shows every training RUNNING the trainings are let finish; then the
 points in the Plotly graph div (``gd.data``) must equal MLflow's ``get_metric_history``
-per run and metric, and every run must show ``RUNNING → FINISHED``. Then the same
+per run and metric, and every run must show ``RUNNING → FINISHED``; the panel's Group
+control then regroups the same points by chain. Then the same
 panel in Marimo (``marimo run``), following one more training.
 
 Every wait is on a condition (page, server or process), never a fixed sleep. Set
@@ -269,6 +270,17 @@ def test_jupyterlab_panel_follows_four_trainings_to_the_end(served: str, tmp_pat
             _shots(page, tmp_path, "follow-lab.png")
             note = page.evaluate(_js(_FIND + "return find(document, '.tb-follow').innerText;"))
             print("JupyterLab panel:", note.splitlines()[0])
+            # the panel's Group control, as a user picks it: the same points, now grouped by chain
+            page.locator(".widget-dropdown", has_text="Group").locator("select").select_option(label="by chain")
+
+            def chain_groups() -> dict[str, str]:
+                return {t["meta"]["run_id"]: t["group"] for t in page.evaluate(_js(_DRAWN)) if t["meta"]}
+
+            _wait(page, lambda: chain_groups().get(ids["continued"]) == "chain: base", "grouped by chain")
+            groups = chain_groups()
+            assert groups[ids["base"]] == "chain: base" and groups[ids["trial-0"]] == "chain: trial-0"
+            assert _drawn(page) == stored
+            _shots(page, tmp_path, "follow-lab-chains.png")
             assert not [e for e in page.console_errors if "plotly" in e.lower() or "widget" in e.lower()]
     finally:
         trainings.kill()
