@@ -168,3 +168,18 @@ def test_live_curves_draws_what_a_real_store_holds(tmp_path):
     assert {t.legendgrouptitle.text for t in fig.data} == {"study: study"}
     with pytest.warns(UserWarning, match="no metric history"):
         live_curves(store.history(runs).iloc[:0], title="none")
+
+
+def test_a_long_first_batch_is_down_sampled_for_drawing_and_kept_whole():
+    fig = go.Figure()
+    values = np.random.default_rng(3).normal(size=10_000)
+    values[4321] = 50.0  # a spike survives
+    curves = LiveCurves(fig, ["m"], smoothing=("rolling", 10), max_points=400)
+    curves.update(_points("a", "m", range(10_000), values))
+    raw, smoothed = _drawn(fig)[("a", "m")], _drawn(fig, SMOOTHED)[("a", "m")]
+    assert len(raw[0]) <= 400 and raw[0][0] == 0 and raw[0][-1] == 9999 and 4321 in raw[0]
+    assert len(curves.history) == 10_000
+    whole = pd.Series(values).rolling(10, min_periods=1).mean().to_numpy()  # smoothed on every point
+    np.testing.assert_allclose(smoothed[1], whole[raw[0]])
+    curves.update(_points("a", "m", [10_000, 10_001]))  # new points: appended as they come
+    assert _drawn(fig)[("a", "m")][0][-2:] == [10_000, 10_001]

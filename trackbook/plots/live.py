@@ -26,7 +26,8 @@ from plotly.subplots import make_subplots
 
 from trackbook import columns as C
 from trackbook.analysis.chains import base_id
-from trackbook.plots._base import PALETTE, TEMPLATE, empty_figure, finite, label
+from trackbook.plots._base import MAX_POINTS, PALETTE, TEMPLATE, empty_figure, finite, label
+from trackbook.store.frames import downsample
 
 #: x-axis choices: the logged step, the wall-clock time of each point, seconds since the run started.
 STEP = "step"
@@ -185,7 +186,10 @@ class LiveCurves:
     smoothed), extended in place by :meth:`update`.
 
     Each trace's ``meta`` is ``{"run_id", "metric", "role"}`` (``role``: ``raw`` or
-    ``smoothed``), so what is drawn can be matched to what is stored. Runs are named in
+    ``smoothed``), so what is drawn can be matched to what is stored. An update bringing
+    more than ``max_points`` points of one series (the first poll of a long run) is
+    down-sampled for drawing as ``learning_curves`` does (ends and spikes kept, the
+    smoothing computed on every point); ``history`` keeps every point. Runs are named in
     the legend with their state (``ppo-3 · RUNNING``); with ``group_by`` they share a
     colour and a legend group per study or chain, each run of a group its own dash.
 
@@ -197,7 +201,8 @@ class LiveCurves:
 
     def __init__(self, figure: go.Figure, metrics: Sequence[str] | None = None, *, x: str = STEP,
                  smoothing: Any = None, group_by: str | None = None, store: Any = None,
-                 offsets: Mapping[str, int] | None = None, title: str = "Following runs") -> None:
+                 offsets: Mapping[str, int] | None = None, title: str = "Following runs",
+                 max_points: int | None = MAX_POINTS) -> None:
         if x not in X_AXES:
             raise ValueError(f"x={x!r}: use one of {', '.join(X_AXES)}.")
         if group_by is not None and group_by not in GROUP_BYS:
@@ -205,6 +210,7 @@ class LiveCurves:
         self.figure = figure
         self.x, self.spec, self.group_by, self.store, self.title = x, smoothing_spec(smoothing), group_by, store, title
         self.offsets = dict(offsets or {})
+        self.max_points = max_points
         self.metrics: list[str] = list(metrics or [])
         self._fixed_metrics = metrics is not None
         self.history = pd.DataFrame(columns=C.HISTORY_COLUMNS)
@@ -311,10 +317,16 @@ class LiveCurves:
                     self._start(rid, series)
                 xs = x_values(series, self.x, self._starts[rid], self.offsets.get(rid, 0))
                 values = series[C.VALUE].to_numpy(dtype=float)
+                smoothed = self._smoothers.setdefault((rid, metric), Smoother(self.spec)).extend(values) \
+                    if self.spec else None
+                if self.max_points and len(values) > self.max_points:
+                    rows = series.assign(_row=np.arange(len(series)))
+                    kept = downsample(rows, self.max_points)["_row"].to_numpy()
+                    xs, values = xs[kept], values[kept]
+                    smoothed = smoothed[kept] if smoothed is not None else None
                 self._append((rid, metric, RAW), xs, values)
-                if self.spec:
-                    smoother = self._smoothers.setdefault((rid, metric), Smoother(self.spec))
-                    self._append((rid, metric, SMOOTHED), xs, smoother.extend(values))
+                if smoothed is not None:
+                    self._append((rid, metric, SMOOTHED), xs, smoothed)
                 drawn += len(values)
         return drawn
 
@@ -369,7 +381,7 @@ class LiveCurves:
         fresh = LiveCurves(go.Figure(), self.metrics if self._fixed_metrics else None, x=x or self.x,
                            smoothing=self.spec if smoothing == "unchanged" else smoothing,
                            group_by=self.group_by if group_by == "unchanged" else group_by,
-                           store=self.store, offsets=self.offsets, title=self.title)
+                           store=self.store, offsets=self.offsets, title=self.title, max_points=self.max_points)
         fresh.states = {rid: list(trail) for rid, trail in states.items()}
         fresh.runs = runs
         fresh.update(history)
