@@ -87,3 +87,25 @@ def test_an_unknown_backend_is_refused_in_one_sentence(monkeypatch):
         tb.connect()
     with pytest.raises(tb.UnsupportedStoreURI, match="'wandb' is not supported"):
         make_tracker()
+
+
+def test_artifacts_of_a_new_experiment_live_beside_the_sqlite_file(tmp_path: Path, monkeypatch):
+    from mlflow import MlflowClient
+
+    store_dir, kernel_dir = tmp_path / "store", tmp_path / "notebooks"
+    store_dir.mkdir()
+    kernel_dir.mkdir()
+    monkeypatch.chdir(kernel_dir)  # a notebook's kernel runs in its own folder
+    uri = f"sqlite:///{store_dir / 'mlflow.db'}"
+    tracker = make_tracker(uri)
+    run_id = tracker.start_run("ppo cartpole/v1")
+    tracker.log_text("hello", "notes/hello.txt")
+    tracker.end_run()
+    assert tracker.flush(30)
+
+    client = MlflowClient(uri)
+    location = client.get_experiment_by_name("ppo cartpole/v1").artifact_location
+    assert location == (store_dir / "mlruns" / "ppo_cartpole_v1").as_uri()
+    assert client.get_run(run_id).info.artifact_uri.startswith(location)
+    assert (store_dir / "mlruns" / "ppo_cartpole_v1" / run_id / "artifacts" / "notes" / "hello.txt").read_text() == "hello"
+    assert list(kernel_dir.iterdir()) == []

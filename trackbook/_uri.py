@@ -111,6 +111,24 @@ def _normalise(text: str) -> str:
     )
 
 
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment of a local sqlite store keeps its artifacts, as a file URI.
+
+    Beside the database, in ``mlruns/<experiment>`` next to the ``.db`` file, so the
+    artifacts travel with the store whichever folder a kernel runs in (MLflow's own
+    default is ``./mlruns`` in the working folder of the process that creates the
+    experiment). None for other stores: a server or database decides for itself.
+
+    Example:
+        >>> artifact_location("sqlite:////data/mlflow.db", "ppo cartpole")
+        'file:///data/mlruns/ppo_cartpole'
+    """
+    if not uri.startswith("sqlite:////"):
+        return None
+    folder = re.sub(r"[^A-Za-z0-9._-]+", "_", experiment).strip("._") or "experiment"
+    return (Path(uri[len("sqlite:///") :]).parent / "mlruns" / folder).as_uri()
+
+
 #: Stores trackbook reads but never writes, by URI prefix.
 READ_ONLY_PREFIXES = ("tensorboard://",)
 

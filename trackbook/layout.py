@@ -113,6 +113,11 @@ AIM_PARENT_RUN_ID = "parent_run_id"
 AIM_HEARTBEAT = "heartbeat"
 AIM_END_MS = "end_ms"
 AIM_LOCAL_ID = "local_id"
+#: Top-level run keys that are not params: Aim's own (``__system_params``), and the
+#: training state ``aim.sb3.AimCallback`` copies from an SB3 model with its
+#: hyper-parameters (it sets every attribute of the model as ``run[key]``); they differ
+#: from run to run without being a choice anyone made.
+AIM_NOT_PARAMS = ("__system_params", "start_time", "num_timesteps", "ep_info_buffer", "ep_success_buffer")
 
 
 class OpKind(StrEnum):

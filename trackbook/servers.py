@@ -69,6 +69,8 @@ def stop(proc: subprocess.Popen) -> None:
 
 
 LOCAL_HOST = "127.0.0.1"
+#: MLflow's switch for its job runner, off in the servers trackbook starts (see MlflowServer.start).
+JOB_EXECUTION_ENV = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"
 
 
 def secret_file(path: Path) -> str:
@@ -176,6 +178,9 @@ class MlflowServer:
             *(["--allowed-hosts", self._allowed_hosts()] if self.host != LOCAL_HOST else []),
         ]
         env = {**os.environ, "MLFLOW_TRACKING_URI": "", **self.extra_env, **(self.auth.env() if self.auth else {})}
+        # MLflow's job runner (GenAI evaluation and trace jobs) is eight more processes a
+        # tracking server does not use; a user who wants it sets the variable to true.
+        env.setdefault(JOB_EXECUTION_ENV, "false")
         with log.open("a") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=self.workdir, env=env,
                                          start_new_session=True)

@@ -21,7 +21,7 @@ from tests.foreign._truth import (
     same_values,
 )
 from tests.foreign.conftest import MLFLOW_STORES
-from trackbook.errors import RunNotFound
+from trackbook.errors import ExperimentNotFound, RunNotFound
 
 
 
@@ -48,6 +48,19 @@ def test_experiments_are_mlflows(foreign, name):
 def test_deleted_experiment_is_listed_as_deleted(foreign):
     frame = foreign.store("plain").experiments().set_index("name")
     assert frame.loc[mlflow_plain.DELETED_EXPERIMENT, "lifecycle_stage"] == "deleted"
+
+
+def test_runs_of_a_deleted_experiment_are_refused_with_the_restore_command(foreign):
+    from mlflow.entities import ViewType
+
+    client = foreign.client("plain")
+    exp = client.get_experiment_by_name(mlflow_plain.DELETED_EXPERIMENT)
+    # MLflow's own search lists nothing there: its runs went to the trash with it.
+    assert client.search_runs([exp.experiment_id]) == []
+    assert len(client.search_runs([exp.experiment_id], run_view_type=ViewType.ALL)) == 1
+    for name_or_id in (mlflow_plain.DELETED_EXPERIMENT, exp.experiment_id):
+        with pytest.raises(ExperimentNotFound, match=f"is deleted.*restore --experiment-id {exp.experiment_id}$"):
+            foreign.store("plain").runs(name_or_id)
 
 
 def test_aim_experiments_are_aims(foreign):
@@ -256,6 +269,22 @@ def test_aim_dict_hparams_flatten(foreign):
         row = frame[frame.index == key].iloc[0]
         for label, (_, values) in series.items():
             assert same_values([row[f"metrics.{label}"]], [values[-1]]), (key, label)
+
+
+def test_aim_sb3_callback_hyper_parameters_are_params(foreign):
+    """aim.sb3.AimCallback sets a model's attributes as top-level run keys: its
+    hyper-parameters read as params (equal to Aim's own values), filterable; the
+    training state and object reprs it stores beside them do not."""
+    store, ids, repo = foreign.store("aim"), foreign.ids("aim"), foreign.aim_repo()
+    aim_run = repo.get_run(ids["ppo"])
+    row = store.run(ids["ppo"])
+    for key in ("learning_rate", "gamma", "n_steps", "batch_size", "n_epochs", "seed", "algo"):
+        assert row[f"params.{key}"] == aim_run[key], key
+    assert (row["params.n_steps"], row["params.algo"]) == (256, "PPO")  # as the fixture trained it
+    for key in ("start_time", "num_timesteps", "env", "rollout_buffer", "policy", "_last_obs"):
+        assert f"params.{key}" not in row.index, key
+    found = store.runs(aim_runs.SB3_EXPERIMENT, filter="params.n_steps = 256 and params.algo = 'PPO'")
+    assert found["run_id"].tolist() == [ids["ppo"]]
 
 
 def test_aim_history_is_aims(foreign):

@@ -1,8 +1,11 @@
 """A team server other machines can reach: ``trackbook serve --host ADDR`` with authentication.
 
 Real processes: ``trackbook serve`` bound to 127.0.0.2 (routed to this machine, standing
-in for another address), so MLflow's basic-auth app with trackbook's Arrow endpoint
-inside it, and PostgreSQL with scram-sha-256 passwords. Users and permissions are made
+in for another address) speaking https with a self-signed certificate made here, so
+MLflow's basic-auth app with trackbook's Arrow endpoint inside it, and PostgreSQL with
+scram-sha-256 passwords. Every client (MLflow's, trackbook's, the trainings, plain
+requests) trusts that certificate through MLflow's ``MLFLOW_TRACKING_SERVER_CERT_PATH``
+and requests' ``REQUESTS_CA_BUNDLE``, as a team's clients would. Users and permissions are made
 with ``trackbook serve users add`` / ``grant``; what they may read is checked against
 the server's own answers (status codes) and MLflow's own client.
 """
@@ -43,20 +46,54 @@ def server(tmp_path_factory):
     require(bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
             "PostgreSQL's server binaries (initdb, pg_ctl, postgres)", "apt-get install postgresql")
     folder = tmp_path_factory.mktemp("secure-team")
+    key, cert = _self_signed(folder, HOST)
+    trust = pytest.MonkeyPatch()
+    trust.setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", str(cert))
+    trust.setenv("REQUESTS_CA_BUNDLE", str(cert))
     proc = subprocess.Popen([TRACKBOOK, "serve", "--folder", str(folder), "--host", HOST, "--port", str(free_port()),
-                             "--workers", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                             "--workers", "1", "--ssl-keyfile", str(key), "--ssl-certfile", str(cert)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         printed = _read_until(proc, "Ctrl+C", timeout=420)
         found = dict(re.findall(r"^(mlflow server|direct SQL|optuna storage):\s+(\S+)", printed, re.M))
         admin = re.search(r"^admin password .*: (\S+)$", printed, re.M).group(1)
         assert len(found) == 3, printed
-        yield {"url": found["mlflow server"], "sql": found["direct SQL"], "optuna": found["optuna storage"],
+        assert found["mlflow server"].startswith(f"https://{HOST}:"), printed
+        yield {"url": found["mlflow server"], "cert": cert, "sql": found["direct SQL"], "optuna": found["optuna storage"],
                "admin": admin, "printed": printed, "folder": folder, "proc": proc}
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=120) == 0
     finally:
+        trust.undo()
         if proc.poll() is None:
             proc.kill()
+
+
+def _self_signed(folder: Path, host: str) -> tuple[Path, Path]:
+    """A key and a self-signed certificate for the IP address ``host``, valid for a day."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    private = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, host)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(host))]), critical=False)
+            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+            .sign(private, hashes.SHA256()))
+    key_path, cert_path = folder / "tls-key.pem", folder / "tls-cert.pem"
+    key_path.write_bytes(private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+    key_path.chmod(0o600)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return key_path, cert_path
 
 
 def _as(monkeypatch, user: str, password: str) -> None:
@@ -110,6 +147,21 @@ def test_no_or_wrong_credentials_get_401_from_mlflow_and_the_arrow_endpoint(serv
         assert requests.get(url + path, params=params, auth=("nobody", "x"), timeout=30).status_code == 401
         assert requests.get(url + path, params=params, auth=("alice", PASSWORDS["alice"]), timeout=30).ok
     assert requests.get(url + "/health", timeout=30).ok  # the health check stays open for probes
+
+
+def test_the_server_speaks_only_tls_with_its_certificate(server):
+    import ssl
+
+    import certifi
+
+    plain = server["url"].replace("https://", "http://", 1)
+    with pytest.raises(requests.ConnectionError):  # no cleartext on the port
+        requests.get(plain + "/health", timeout=30)
+    with pytest.raises(requests.exceptions.SSLError):  # a client that does not trust the certificate refuses it
+        requests.get(server["url"] + "/health", timeout=30, verify=certifi.where())
+    port = int(server["url"].rsplit(":", 1)[1])
+    served = ssl.get_server_certificate((HOST, port))
+    assert ssl.PEM_cert_to_DER_cert(served) == ssl.PEM_cert_to_DER_cert(server["cert"].read_text())
 
 
 def test_read_permission_gates_the_arrow_endpoint(server, team, monkeypatch):
@@ -169,13 +221,13 @@ def test_credentials_in_the_uri_work_and_are_masked(server, team, monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_USERNAME", raising=False)
     monkeypatch.delenv("MLFLOW_TRACKING_PASSWORD", raising=False)
     host = server["url"].split("://", 1)[1]
-    store = tb.connect(f"http://alice:{PASSWORDS['alice']}@{host}")
+    store = tb.connect(f"https://alice:{PASSWORDS['alice']}@{host}")
     assert len(store.history([team["shared"]], cache=False)) == 500
     with pytest.raises(AccessDenied) as caught:
         _mlflow_rest.read_points(store._host_creds, [team["private"]], ["loss"])
     assert PASSWORDS["alice"] not in str(caught.value)
     with pytest.raises(TrackbookError) as caught:
-        tb.connect(f"http://alice:wrong-{PASSWORDS['alice']}@{host}")
+        tb.connect(f"https://alice:wrong-{PASSWORDS['alice']}@{host}")
     assert PASSWORDS["alice"] not in str(caught.value)
     from mlflow.utils.rest_utils import MlflowHostCreds
 
@@ -242,7 +294,7 @@ def test_no_secret_in_logs_process_arguments_or_reports(server, team, tmp_path, 
         assert secret not in logs
 
     host = server["url"].split("://", 1)[1]
-    _, path = tb.report("training", tmp_path / "report.html", store_uri=f"http://alice:{PASSWORDS['alice']}@{host}",
+    _, path = tb.report("training", tmp_path / "report.html", store_uri=f"https://alice:{PASSWORDS['alice']}@{host}",
                         run_id=team["shared"],
                         progress=False)
     html = Path(path).read_text()

@@ -222,7 +222,7 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
         status=status,
         start_time=None if run.creation_time is None else run.creation_time * 1000.0,
         end_time=None if end_time is None else end_time * 1000.0,
-        params=_params(run.get(L.AIM_PARAMS_KEY, None)),
+        params=_params(run),
         tags=_tags(run),
         metrics=last,
         parent_run_id=meta.get(L.AIM_PARENT_RUN_ID),
@@ -231,14 +231,37 @@ def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:
     )
 
 
-def _params(hparams: Any) -> dict[str, Any]:
-    """``run["hparams"]`` as params: a dict flattened with dots; anything else Aim users
-    store there (a string, a list) kept whole as the one param ``hparams``."""
-    if hparams is None:
-        return {}
+def _params(run: Any) -> dict[str, Any]:
+    """A run's params: ``run["hparams"]`` flattened with dots (anything else Aim users
+    store there, a string or a list, kept whole as the one param ``hparams``), then the
+    scalars set as top-level keys, ``run["learning_rate"] = 3e-4``, which is where
+    ``aim.sb3.AimCallback`` puts a model's hyper-parameters; ``hparams`` wins a clash."""
+    hparams = run.get(L.AIM_PARAMS_KEY, None)
+    params = {k: v for k, v in _top_level(run).items() if _is_param(k, v)}
     if isinstance(hparams, dict):
-        return _flatten(hparams)
-    return {L.AIM_PARAMS_KEY: hparams}
+        params.update(_flatten(hparams))
+    elif hparams is not None:
+        params[L.AIM_PARAMS_KEY] = hparams
+    return params
+
+
+def _top_level(run: Any) -> dict[str, Any]:
+    try:
+        attrs = run.meta_run_attrs_tree.collect()
+    except (KeyError, IndexError, TypeError):  # a run that never set anything
+        return {}
+    return attrs if isinstance(attrs, dict) else {}
+
+
+_RESERVED = {L.AIM_PARAMS_KEY, L.AIM_TAGS_KEY, L.AIM_TRACKBOOK_KEY, *L.AIM_NOT_PARAMS}
+
+
+def _is_param(key: str, value: Any) -> bool:
+    if key in _RESERVED or key.startswith("_") or isinstance(value, dict | list | tuple) or value is None:
+        return False
+    # An object's repr with its memory address ("<...Logger object at 0x7fa6...>") or a
+    # module printout differs in every run: as a param it would split every group.
+    return not (isinstance(value, str) and (" at 0x" in value or "\n" in value))
 
 
 def _tags(run: Any) -> dict[str, str]:

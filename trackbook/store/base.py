@@ -378,12 +378,20 @@ class Store(abc.ABC):
         known = self._list_experiments()
         by_name = {e[C.NAME]: e[C.EXPERIMENT_ID] for e in known}
         by_id = {e[C.EXPERIMENT_ID] for e in known}
+        deleted = {e[C.EXPERIMENT_ID]: e[C.NAME] for e in known if e.get(C.LIFECYCLE_STAGE) == "deleted"}
         ids = []
         for item in wanted:
-            if item in by_name:
-                ids.append(by_name[item])
-            elif item in by_id:
-                ids.append(item)
+            found = by_name.get(item, item if item in by_id else None)
+            if found in deleted:
+                # MLflow deletes an experiment's runs with it: an empty frame would read as
+                # "no runs yet", which is not what the store holds.
+                raise ExperimentNotFound(
+                    f"Experiment {deleted[found]!r} (id {found}) in {redact_uri(self.uri)} is deleted, and "
+                    f"its runs with it. Restore it to read them: "
+                    f"mlflow experiments restore --experiment-id {found}"
+                )
+            if found is not None:
+                ids.append(found)
             else:
                 names = ", ".join(sorted(by_name)) or "none"
                 raise ExperimentNotFound(

@@ -7,7 +7,7 @@ import warnings
 from pathlib import Path
 
 from trackbook import layout as L
-from trackbook._uri import redact_uri
+from trackbook._uri import artifact_location, redact_uri
 from trackbook.tracking.base import HealthReport, Tracker, _Deleted, now_ms
 
 _PARAM_MAX = 6000  # MLflow's limit on a param value
@@ -39,7 +39,7 @@ class MLflowTracker(Tracker):
         if found is not None:
             return found.experiment_id
         try:
-            return self._client.create_experiment(name)
+            return self._client.create_experiment(name, artifact_location=artifact_location(self.uri, name))
         except MlflowException:  # another process created it in between
             found = self._client.get_experiment_by_name(name)
             if found is None:
