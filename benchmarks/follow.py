@@ -8,7 +8,8 @@ Usage:
 Two RUNNING runs in one store, a short one (``--short`` points, default 1,000) and a
 long one (``--long``, default 1,000,000), each followed by its own ``store.follow()``.
 Before each timed poll ``--new`` points (default 10) are logged to the run (untimed);
-the poll must return exactly them. Printed: the median poll of each, their ratio
+the poll must return exactly them. Polls of the two runs alternate, so that the load
+of a shared machine falls on both alike. Printed: the median poll of each, their ratio
 (target: about 1, flat in run length), and beside it what one full ``history()`` of
 the same run costs. Stores are written by MLflow's own client; the sqlite one is kept
 under .benchmarks_data/.
@@ -62,30 +63,41 @@ def sqlite_store(n_short: int, n_long: int) -> tuple[str, dict[str, str]]:
 
 
 def measure(label: str, read_uri: str, write_uri: str, ids: dict[str, str], args: argparse.Namespace) -> None:
+    """Polls of the short and the long run interleaved (a load that comes and goes on a
+    shared machine hits both alike), then one history() of each."""
+    import statistics
+
     import trackbook as tb
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
     store = tb.connect(read_uri)
     writer = MlflowClient(write_uri)
-    polls, reads = {}, {}
+    followers, steps = {}, {}
     for name, run_id in ids.items():
-        follower = store.follow(runs=[run_id], metrics=METRIC)
-        first = follower.poll()
-        step = [int(first.points["step"].max()) + 1]
+        followers[name] = store.follow(runs=[run_id], metrics=METRIC)
+        steps[name] = int(followers[name].poll().points["step"].max()) + 1
 
-        def log() -> None:
-            s = step[0]
-            writer.log_batch(run_id, metrics=[Metric(METRIC, 1.0, T0 + s, s) for s in range(s, s + args.new)])
-            step[0] += args.new
+    def log(name: str) -> None:
+        s = steps[name]
+        writer.log_batch(ids[name], metrics=[Metric(METRIC, 1.0, T0 + s, s) for s in range(s, s + args.new)])
+        steps[name] += args.new
 
-        for _ in range(3):  # untimed: a fresh server's workers open the store on their first requests
-            log()
-            follower.poll()
-        polls[name], update = median_time(follower.poll, args.repeat, before=log)
-        assert len(update.points) == args.new, (label, name, len(update.points))
+    times: dict[str, list[float]] = {name: [] for name in ids}
+    for i in range(3 + args.repeat):  # the first 3 untimed: a fresh server's workers open the store
+        for name in ids:
+            log(name)
+            start = time.perf_counter()
+            update = followers[name].poll()
+            elapsed = time.perf_counter() - start
+            assert len(update.points) == args.new, (label, name, len(update.points))
+            if i >= 3:
+                times[name].append(elapsed)
+    polls = {name: statistics.median(t) for name, t in times.items()}
+    reads = {}
+    for name, run_id in ids.items():
         reads[name], hist = median_time(lambda r=run_id: store.history(r, cache=False), args.history_repeat)
-        assert len(hist) == step[0], (len(hist), step[0])
+        assert len(hist) == steps[name], (len(hist), steps[name])
     short, long = polls["short"], polls["long"]
     print(f"{label}:")
     print(f"  poll ({args.new} new points), run of {args.short:>9,} points: {short * 1e3:8.2f} ms   "

@@ -141,7 +141,12 @@ def _mlflow_scenario(write_uri: str, read_uri: str, experiment: str) -> None:
 # ----------------------------------------------------------------------------- sqlite
 
 
-def test_sqlite_polls_add_up_to_the_history(tmp_path: Path):
+@pytest.mark.parametrize("by_time", [False, True], ids=["step-index", "primary-key-by-time"])
+def test_sqlite_polls_add_up_to_the_history(tmp_path: Path, monkeypatch, by_time: bool):
+    from trackbook.store import mlflow as mlflow_backend
+
+    if by_time:  # every cursor's own step read by time, as for a series logged at one step throughout
+        monkeypatch.setattr(mlflow_backend, "_AT_STEP", 0)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     _mlflow_scenario(uri, uri, "follow-sqlite")
 
@@ -156,7 +161,7 @@ def test_sqlite_poll_reads_a_step_range_of_mlflows_run_key_step_index(tmp_path: 
     store = tb.connect(uri)
     conn, ph = _mlflow_sql._connect(store._engine)
     try:
-        plan = conn.cursor().execute("EXPLAIN QUERY PLAN " + _mlflow_sql.points_after_sql(ph, 3, sqlite=True),
+        plan = conn.cursor().execute("EXPLAIN QUERY PLAN " + _mlflow_sql.points_after_sql(ph, 3, sqlite=True, op=">"),
                                      [run, "loss", 50] * 3).fetchall()
         at_step = conn.cursor().execute("EXPLAIN QUERY PLAN " + _mlflow_sql.points_at_step_after_sql(ph, 3),
                                         ["loss", T0 + 50, 50, run] * 3).fetchall()

@@ -282,8 +282,9 @@ def _rows(points: list[dict[str, Any]], metric: str, run_id: str | None = None) 
 
 def read_points_from(host_creds: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame:
     """Points of each series ``(run id, metric, step, timestamp)`` after that point
-    (every point where the step is None), in any order. A stock server has no filter
-    by time: from it come every point at the step too, for the caller to drop."""
+    (from the step on where the timestamp is None; every point where the step is
+    None), in any order. A stock server has no filter by time: from it come every
+    point at the step too, for the caller to drop."""
     if not series:
         return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
     if host_creds.host not in _no_from:

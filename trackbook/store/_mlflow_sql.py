@@ -17,6 +17,14 @@ counts disagree and the chunk is read again with the labels in every row.
 Rows come back in the order of the run ids asked for, then metric name and step,
 which is the order ``history()`` returns, so no sort follows.
 
+A :class:`~trackbook.store.follow.Follower`'s poll reads through
+:func:`read_points_from`: per series, the points after its cursor (a step range of
+the same index, and the cursor's own step by time through MLflow's primary key), so
+its cost is that of the new points. Which series moved it learns from the runs'
+latest metrics (MLflow's ``latest_metrics``, one row per series, as ``search_runs``
+returns them); the ``COUNT(*)`` of :func:`history_index` reads every point's index
+entry and is never in a poll's path.
+
 MLflow keeps NaN as ``value=0, is_nan=true`` and ±inf as ±``sys.float_info.max``;
 both are turned back into NaN and ±inf here.
 """
@@ -361,12 +369,14 @@ def restore_special_values(values: Any, is_nan: Any = None) -> Any:
 _SERIES_PER_QUERY = 200
 
 
-def points_after_sql(placeholder: str, n_series: int, *, sqlite: bool) -> str:
-    """The query for the points of ``n_series`` series after a step: one
-    ``(run_uuid = ? AND key = ? AND step > ?)`` term each, so that every term is a
-    range of MLflow's ``(run_uuid, key, step)`` index (sqlite: a MULTI-INDEX OR;
-    PostgreSQL: a BitmapOr of index scans) and the cost is that of the points in range."""
-    term = f"(run_uuid = {placeholder} AND key = {placeholder} AND step > {placeholder})"
+def points_after_sql(placeholder: str, n_series: int, *, sqlite: bool, op: str = ">=") -> str:
+    """The query for the points of ``n_series`` series from (``>=``) or after (``>``)
+    a step: one ``(run_uuid = ? AND key = ? AND step >= ?)`` term each, so that every
+    term is a range of MLflow's ``(run_uuid, key, step)`` index (sqlite: a MULTI-INDEX
+    OR; PostgreSQL: a BitmapOr of index scans) and the cost is that of the points in range."""
+    if op not in (">=", ">"):
+        raise ValueError(f"op={op!r}")
+    term = f"(run_uuid = {placeholder} AND key = {placeholder} AND step {op} {placeholder})"
     hint = " INDEXED BY index_metrics_run_uuid_key_step" if sqlite else ""
     return f"SELECT {_LABELLED} FROM metrics{hint} WHERE " + " OR ".join([term] * n_series)
 
@@ -382,13 +392,13 @@ def points_at_step_after_sql(placeholder: str, n_series: int) -> str:
 
 
 _LABELLED = "run_uuid, key, step, value, is_nan, timestamp"
-_EARLIEST = -(2**63)
 
 
 def read_points_from(engine: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame:
     """Points of each series ``(run id, metric, step, timestamp)`` after that point:
-    a greater step, or the same step and a later timestamp (every point where the step
-    is None), with their labels, in any order.
+    a greater step, or the same step and a later timestamp; where the timestamp is
+    None, every point from the step on; where the step is None, every point. With
+    their labels, in any order.
 
     Series read from their start go through :func:`read_points` (the bulk reader,
     grouped by runs with the same metrics, so that no other series is read); the
@@ -408,24 +418,27 @@ def read_points_from(engine: Any, series: list[tuple[str, str, int | None, int |
     ranged = [(r, k, int(s), None if t is None else int(t)) for r, k, s, t in series if s is not None]
     if ranged:
         sqlite = engine.url.get_backend_name() == "sqlite"
+        by_step = [(r, k, s) for r, k, s, t in ranged if t is None]
+        by_time = [(r, k, s, t) for r, k, s, t in ranged if t is not None]
         conn, ph = _connect(engine)
         try:
             cur = conn.cursor()
             rows: list[Any] = []
-            for i in range(0, len(ranged), _SERIES_PER_QUERY):
-                chunk = ranged[i : i + _SERIES_PER_QUERY]
-                params = [v for r, k, s, _ in chunk for v in (r, k, s)]
-                try:
-                    cur.execute(points_after_sql(ph, len(chunk), sqlite=sqlite), params)
-                except Exception:  # noqa: BLE001 - an older schema without that index: the planner picks
-                    if not sqlite:
-                        raise
-                    cur.execute(points_after_sql(ph, len(chunk), sqlite=False), params)
-                rows.extend(cur.fetchall())
-                # the cursor's own step; with no timestamp given, all of it
-                params = [v for r, k, s, t in chunk for v in (k, _EARLIEST if t is None else t, s, r)]
-                cur.execute(points_at_step_after_sql(ph, len(chunk)), params)
-                rows.extend(cur.fetchall())
+            for op, todo in ((">=", by_step), (">", by_time)):
+                for i in range(0, len(todo), _SERIES_PER_QUERY):
+                    chunk = todo[i : i + _SERIES_PER_QUERY]
+                    params = [v for item in chunk for v in item[:3]]
+                    try:
+                        cur.execute(points_after_sql(ph, len(chunk), sqlite=sqlite, op=op), params)
+                    except Exception:  # noqa: BLE001 - an older schema without that index: the planner picks
+                        if not sqlite:
+                            raise
+                        cur.execute(points_after_sql(ph, len(chunk), sqlite=False, op=op), params)
+                    rows.extend(cur.fetchall())
+                    if op == ">":  # the cursor's own step, by time
+                        params = [v for r, k, s, t in chunk for v in (k, t, s, r)]
+                        cur.execute(points_at_step_after_sql(ph, len(chunk)), params)
+                        rows.extend(cur.fetchall())
             cur.close()
         finally:
             conn.close()

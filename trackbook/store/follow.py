@@ -39,6 +39,7 @@ class Cursor:
     step: int
     timestamp: int  # ms since the epoch
     count: int  # points handed out so far
+    at_step: int = 1  # of them at ``step`` (a series logged at one step throughout has them all there)
 
 
 @dataclass(frozen=True, eq=False)
@@ -200,8 +201,13 @@ class Follower:
             key = (runs[start], metrics[start])
             # the last point in (step, timestamp) order; rows are sorted by step, then timestamp
             last = end - 1
-            before = 0 if key in reread or key not in self._cursors else self._cursors[key].count
-            self._cursors[key] = Cursor(int(steps[last]), int(times[last]), before + int(end - start))
+            old = None if key in reread else self._cursors.get(key)
+            step = int(steps[last])
+            at_step = int(np.count_nonzero(steps[start:end] == step))
+            if old is not None and old.step == step:
+                at_step += old.at_step
+            count = (0 if old is None else old.count) + int(end - start)
+            self._cursors[key] = Cursor(step, int(times[last]), count, at_step)
             self._recent.add(key)
 
 

@@ -22,6 +22,8 @@ _log = logging.getLogger(__name__)
 
 _PAGE = 1000  # search_runs page size; MLflow servers accept up to 50,000
 _IDS_PER_QUERY = 100
+#: Points at a cursor's step above which a poll reads that step by time, not whole.
+_AT_STEP = 1000
 
 
 class MLflowStore(Store):
@@ -158,12 +160,20 @@ class MLflowStore(Store):
 
     def _read_history_after(self, wanted: dict[tuple[str, str], Cursor | None]):
         """Only the points after each cursor: through MLflow's ``(run_uuid, key, step)``
-        index and its primary key (the cursor's own step, by time) on a SQL store,
+        index from the cursor's step on (by time through MLflow's primary key where
+        that step holds more than 1,000 points; the primary key leads with the metric
+        name and timestamp, so that read also passes other runs' later points of the
+        metric: cheap for a live run, whose cursor is recent) on a SQL store,
         trackbook's points-from endpoint, or MLflow's bulk-interval endpoint from the
         cursor's step on (its points at that step are read again and dropped) on a stock
         server (see :mod:`trackbook.store._mlflow_sql`, :mod:`trackbook.store._mlflow_rest`);
         a poll costs the new points, not the runs' length."""
-        series = [(r, m, None, None) if c is None else (r, m, c.step, c.timestamp) for (r, m), c in wanted.items()]
+        # The cursor's own step is read whole through the step index, unless it holds many
+        # points (a series logged at one step): then by time, through the primary key.
+        series = [
+            (r, m, None, None) if c is None else (r, m, c.step, c.timestamp if c.at_step > _AT_STEP else None)
+            for (r, m), c in wanted.items()
+        ]
         if self._engine is not None:
             frame = _mlflow_sql.read_points_from(self._engine, series)
         elif self._host_creds is not None:
