@@ -8,6 +8,7 @@ from typing import Any
 from trackbook._lazy import lazy_exports
 from trackbook._uri import DEFAULT_URI, resolve_uri
 from trackbook.store.base import RunRecord, Store
+from trackbook.store.follow import Follower, FollowUpdate
 
 _log = logging.getLogger("trackbook")
 
@@ -65,4 +66,4 @@ __getattr__, __dir__ = lazy_exports(
     globals(),
 )
 
-__all__ = ["DEFAULT_URI", "RunRecord", "Store", "connect", "resolve_uri"]
+__all__ = ["DEFAULT_URI", "Follower", "FollowUpdate", "RunRecord", "Store", "connect", "resolve_uri"]

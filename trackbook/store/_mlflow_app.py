@@ -14,6 +14,13 @@ history cache checks before it serves a finished run from disk. MLflow's own end
 only tell the latest point of each metric, which a point logged later at an earlier
 step leaves unchanged.
 
+A third, ``POST /ajax-api/2.0/trackbook/metrics/history-from`` (JSON body
+``{"series": [[run_id, metric, step or null, timestamp or null], ...]}``), sends as
+Arrow the points of each series after that point: a greater step, or the same step
+logged later (:func:`trackbook.store._mlflow_sql.read_points_from`):
+what a :class:`~trackbook.store.follow.Follower` asks each poll, at the cost of the
+new points only.
+
 The endpoints only read, and only what MLflow's ``get-history`` and ``get-run``
 endpoints already serve to the same caller. A store that is not SQL answers 501 and
 clients use MLflow's endpoints instead.
@@ -31,10 +38,12 @@ import os
 from typing import Any
 
 ROUTE = "/ajax-api/2.0/trackbook/metrics/history"
+FROM_ROUTE = "/ajax-api/2.0/trackbook/metrics/history-from"
 INDEX_ROUTE = "/ajax-api/2.0/trackbook/runs/history-index"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 MAX_RUNS = 1000
 MAX_METRICS = 1000
+MAX_SERIES = 1000
 
 
 def _add_route() -> tuple[Any, str]:
@@ -46,6 +55,9 @@ def _add_route() -> tuple[Any, str]:
         flask_app.add_url_rule(route, "trackbook_metrics_history", _history_view, methods=["GET"])
         flask_app.add_url_rule(
             _add_static_prefix(INDEX_ROUTE), "trackbook_history_index", _index_view, methods=["POST"]
+        )
+        flask_app.add_url_rule(
+            _add_static_prefix(FROM_ROUTE), "trackbook_history_from", _from_view, methods=["POST"]
         )
     return flask_app, route
 
@@ -59,6 +71,7 @@ def create_auth_app() -> Any:
     flask_app, route = _add_route()
     auth.BEFORE_REQUEST_VALIDATORS[(route, "GET")] = _can_read_history
     auth.BEFORE_REQUEST_VALIDATORS[(_add_static_prefix(INDEX_ROUTE), "POST")] = _can_read_index
+    auth.BEFORE_REQUEST_VALIDATORS[(_add_static_prefix(FROM_ROUTE), "POST")] = _can_read_from
     return auth.create_app(flask_app)
 
 
@@ -71,6 +84,34 @@ def _can_read_index() -> bool:
     if not isinstance(run_ids, list) or not all(isinstance(r, str) for r in run_ids):
         return True  # the view answers 400 and reads nothing
     return _can_read_runs(run_ids)
+
+
+def _can_read_from() -> bool:
+    """Points from a step on are points: READ on the experiments of every named run."""
+    from flask import request
+
+    series = _parse_series((request.get_json(silent=True) or {}).get("series"))
+    if series is None:
+        return True  # the view answers 400 and reads nothing
+    return _can_read_runs(list(dict.fromkeys(s[0] for s in series)))
+
+
+def _parse_series(series: Any) -> list[tuple[str, str, int | None, int | None]] | None:
+    """``[[run_id, metric, step or null, timestamp or null], ...]`` as tuples (the
+    timestamp may be left out), or None if it is not that."""
+    if not isinstance(series, list) or not series:
+        return None
+    out = []
+    for item in series:
+        if not (isinstance(item, list) and len(item) in (3, 4) and isinstance(item[0], str)
+                and isinstance(item[1], str) and all(_int_or_none(v) for v in item[2:])):
+            return None
+        out.append((item[0], item[1], item[2], item[3] if len(item) == 4 else None))
+    return out
+
+
+def _int_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63)
 
 
 def _can_read_history() -> bool:
@@ -173,12 +214,36 @@ def _index_view() -> Any:
     )
 
 
-def _arrow_stream(store: Any, engine: Any, run_ids: list[str], metrics: list[str]) -> bytes:
-    import pyarrow as pa
+def _from_view() -> Any:
+    from flask import Response, request
+    from mlflow.server.handlers import _get_tracking_store
 
+    from trackbook.store._mlflow_sql import read_points_from
+
+    series = _parse_series((request.get_json(silent=True) or {}).get("series"))
+    if series is None:
+        return _error(400, 'Send a JSON body {"series": [["<run id>", "<metric>", <step or null>, '
+                           '<timestamp or null>], ...]}: the points after each (step, timestamp).')
+    if len(series) > MAX_SERIES:
+        return _error(400, f"At most {MAX_SERIES} series per request.")
+    store = _get_tracking_store()
+    engine = getattr(store, "engine", None)
+    if engine is None:
+        return _error(501, "This server's store is not a SQL database; use MLflow's get-history endpoints.")
+    visible = set(_visible_runs(store, list(dict.fromkeys(s[0] for s in series))))
+    frame = read_points_from(engine, [s for s in series if s[0] in visible])
+    return Response(_arrow_bytes(frame), mimetype=ARROW_STREAM)
+
+
+def _arrow_stream(store: Any, engine: Any, run_ids: list[str], metrics: list[str]) -> bytes:
     from trackbook.store._mlflow_sql import read_points
 
-    frame = read_points(engine, _visible_runs(store, run_ids), metrics)
+    return _arrow_bytes(read_points(engine, _visible_runs(store, run_ids), metrics))
+
+
+def _arrow_bytes(frame: Any) -> bytes:
+    import pyarrow as pa
+
     table = pa.Table.from_pandas(frame, preserve_index=False)
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, table.schema) as writer:

@@ -12,6 +12,14 @@ complete: the others are asked for again, and a run that alone fills a response 
 read through the paged ``metrics/get-history`` endpoint instead. Nothing is ever
 silently sampled. Requests run concurrently on a bounded pool.
 
+A :class:`~trackbook.store.follow.Follower` asks, per series, for the points from a
+step on (:func:`read_points_from`): trackbook's server answers them as Arrow in one
+request per 1,000 series; a stock server through ``metrics/get-history-bulk-interval``
+with ``start_step``, one request per series. That endpoint samples a range holding more
+than 2,500 points (keeping its first and last), so a full answer is split in two step
+ranges, again, until no answer is full: no point is lost, and a poll costs about one
+request per series that moved.
+
 The history cache needs, per series, something that changes whenever a point is
 added. trackbook's server tells it (point count and newest row, :func:`history_index`);
 a stock server cannot: its run records carry only each metric's latest point, which a
@@ -36,12 +44,15 @@ from pandas.api.types import union_categoricals
 from trackbook import columns as C
 from trackbook._uri import redact_uri
 from trackbook.errors import AccessDenied
-from trackbook.store._mlflow_app import ARROW_STREAM, INDEX_ROUTE, MAX_METRICS, MAX_RUNS, ROUTE
+from trackbook.store._mlflow_app import ARROW_STREAM, FROM_ROUTE, INDEX_ROUTE, MAX_METRICS, MAX_RUNS, MAX_SERIES, ROUTE
 from trackbook.store.frames import RunRecord
 from trackbook.store._mlflow_sql import restore_special_values
 
 BULK_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk"
 PAGED_ENDPOINT = "/api/2.0/mlflow/metrics/get-history"
+INTERVAL_ENDPOINT = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
+INTERVAL_MAX_RESULTS = 2500  # the server's MAX_RESULTS_PER_RUN: a fuller range is sampled
+LAST_STEP = 2**63 - 1
 BULK_MAX_RUNS = 100
 BULK_MAX_POINTS = 25_000
 PAGE_SIZE = 25_000
@@ -53,6 +64,8 @@ ARROW_WORKERS = 4
 _no_arrow: set[str] = set()
 #: Server URLs known to lack the history-index endpoint.
 _no_index: set[str] = set()
+#: Server URLs known to lack the points-from-a-step endpoint.
+_no_from: set[str] = set()
 
 
 def host_creds_of(client: Any):
@@ -168,7 +181,8 @@ def _request(host_creds: Any, endpoint: str, params: dict[str, Any]) -> dict[str
     from mlflow.utils.rest_utils import http_request, verify_rest_response
 
     response = http_request(host_creds=host_creds, endpoint=endpoint, method="GET", params=params)
-    run_ids = params["run_id"] if isinstance(params["run_id"], list) else [params["run_id"]]
+    named = params.get("run_id", params.get("run_ids"))
+    run_ids = named if isinstance(named, list) else [named]
     _check_access(response, host_creds, run_ids)
     return verify_rest_response(response, endpoint).json()
 
@@ -264,3 +278,98 @@ def _rows(points: list[dict[str, Any]], metric: str, run_id: str | None = None) 
         )
         for p in points
     ]
+
+
+def read_points_from(host_creds: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame:
+    """Points of each series ``(run id, metric, step, timestamp)`` after that point
+    (from the step on where the timestamp is None; every point where the step is
+    None), in any order. A stock server has no filter by time: from it come every
+    point at the step too, for the caller to drop."""
+    if not series:
+        return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
+    if host_creds.host not in _no_from:
+        parts = [_from_request(host_creds, series[i : i + MAX_SERIES]) for i in range(0, len(series), MAX_SERIES)]
+        if all(p is not None for p in parts):
+            return _concat_labelled([p for p in parts if len(p)] or parts[:1])
+    whole: dict[tuple[str, ...], list[str]] = {}
+    by_run: dict[str, list[str]] = {}
+    for run_id, key, step, _ in series:
+        if step is None:
+            by_run.setdefault(run_id, []).append(key)
+    for run_id, keys in by_run.items():
+        whole.setdefault(tuple(sorted(keys)), []).append(run_id)
+    parts = [read_points(host_creds, run_ids, list(keys)) for keys, run_ids in whole.items()]
+    ranged = [(r, k, int(s)) for r, k, s, _ in series if s is not None]
+    if ranged:
+        with ThreadPoolExecutor(max_workers=min(WORKERS, len(ranged))) as pool:
+            rows = [row for chunk in pool.map(lambda s: _interval(host_creds, *s, LAST_STEP), ranged) for row in chunk]
+        parts.append(_frame_of_rows(rows))
+    parts = [p for p in parts if len(p)] or parts[:1]
+    return _concat_labelled(parts)
+
+
+def _from_request(host_creds: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame | None:
+    """Through trackbook's points-from endpoint, or None where the server has none."""
+    import pyarrow as pa
+    from mlflow.utils.rest_utils import http_request, verify_rest_response
+
+    response = http_request(
+        host_creds=host_creds, endpoint=FROM_ROUTE, method="POST", json={"series": [list(s) for s in series]}
+    )
+    _check_access(response, host_creds, list(dict.fromkeys(s[0] for s in series)))
+    if response.status_code in (404, 405, 501) or (
+        response.ok and not response.headers.get("Content-Type", "").startswith(ARROW_STREAM)
+    ):
+        _no_from.add(host_creds.host)
+        return None
+    verify_rest_response(response, FROM_ROUTE)
+    with pa.ipc.open_stream(response.content) as reader:
+        return reader.read_pandas()
+
+
+def _interval(host_creds: Any, run_id: str, metric: str, start: int, end: int) -> list[tuple]:
+    """Every point of one series with ``start <= step <= end``, from MLflow's bulk-interval
+    endpoint: a full answer may be a sample, so its range is split until none is full."""
+    body = _request(
+        host_creds,
+        INTERVAL_ENDPOINT,
+        {"run_ids": [run_id], "metric_key": metric, "start_step": start, "end_step": end,
+         "max_results": INTERVAL_MAX_RESULTS},
+    )
+    points = body.get("metrics", [])
+    if len(points) < INTERVAL_MAX_RESULTS:
+        return _rows(points, metric, run_id)
+    steps = [int(p.get("step", 0)) for p in points]
+    low, high = min(steps), max(steps)
+    if low == high:  # one step holds them all: no range splits it; page through the whole series
+        return [row for row in _paged(host_creds, run_id, metric) if start <= row[2] <= end]
+    middle = low + (high - low) // 2
+    return _interval(host_creds, run_id, metric, low, middle) + _interval(host_creds, run_id, metric, middle + 1, high)
+
+
+def _frame_of_rows(rows: list[tuple]) -> pd.DataFrame:
+    if not rows:
+        return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
+    run_col, key_col, steps, values, times = zip(*rows, strict=True)
+    return pd.DataFrame(
+        {
+            C.RUN_ID: pd.Categorical(run_col),
+            C.METRIC: pd.Categorical(key_col),
+            C.STEP: np.fromiter(steps, np.int64, len(rows)),
+            C.VALUE: restore_special_values(np.array(values, dtype="float64")),
+            C.TIMESTAMP: np.fromiter(times, np.int64, len(rows)),
+        }
+    )
+
+
+def _concat_labelled(parts: list[pd.DataFrame]) -> pd.DataFrame:
+    if len(parts) == 1:
+        return parts[0]
+    return pd.DataFrame(
+        {
+            col: union_categoricals([p[col].astype(str).astype("category") for p in parts])
+            if col in (C.RUN_ID, C.METRIC)
+            else np.concatenate([p[col].to_numpy() for p in parts])
+            for col in C.HISTORY_COLUMNS
+        }
+    )

@@ -17,6 +17,14 @@ counts disagree and the chunk is read again with the labels in every row.
 Rows come back in the order of the run ids asked for, then metric name and step,
 which is the order ``history()`` returns, so no sort follows.
 
+A :class:`~trackbook.store.follow.Follower`'s poll reads through
+:func:`read_points_from`: per series, the points after its cursor (a step range of
+the same index, and the cursor's own step by time through MLflow's primary key), so
+its cost is that of the new points. Which series moved it learns from the runs'
+latest metrics (MLflow's ``latest_metrics``, one row per series, as ``search_runs``
+returns them); the ``COUNT(*)`` of :func:`history_index` reads every point's index
+entry and is never in a poll's path.
+
 MLflow keeps NaN as ``value=0, is_nan=true`` and ±inf as ±``sys.float_info.max``;
 both are turned back into NaN and ±inf here.
 """
@@ -460,3 +468,96 @@ def restore_special_values(values: Any, is_nan: Any = None) -> Any:
     if is_nan is not None:
         out[np.array(is_nan, dtype=bool, ndmin=1)] = np.nan
     return float(out[0]) if np.ndim(values) == 0 else out
+
+
+_SERIES_PER_QUERY = 200
+
+
+def points_after_sql(placeholder: str, n_series: int, *, sqlite: bool, op: str = ">=") -> str:
+    """The query for the points of ``n_series`` series from (``>=``) or after (``>``)
+    a step: one ``(run_uuid = ? AND key = ? AND step >= ?)`` term each, so that every
+    term is a range of MLflow's ``(run_uuid, key, step)`` index (sqlite: a MULTI-INDEX
+    OR; PostgreSQL: a BitmapOr of index scans) and the cost is that of the points in range."""
+    if op not in (">=", ">"):
+        raise ValueError(f"op={op!r}")
+    term = f"(run_uuid = {placeholder} AND key = {placeholder} AND step {op} {placeholder})"
+    hint = " INDEXED BY index_metrics_run_uuid_key_step" if sqlite else ""
+    return f"SELECT {_LABELLED} FROM metrics{hint} WHERE " + " OR ".join([term] * n_series)
+
+
+def points_at_step_after_sql(placeholder: str, n_series: int) -> str:
+    """The query for the points of ``n_series`` series at one step, logged after a
+    time: ``(key = ? AND timestamp > ? AND step = ? AND run_uuid = ?)`` terms, which
+    MLflow's primary key ``(key, timestamp, step, run_uuid, ...)`` serves as a range.
+    (Through the step index, a series logged at one step throughout, as ``log_metric``
+    without a step does, would be read whole each poll.)"""
+    term = f"(key = {placeholder} AND timestamp > {placeholder} AND step = {placeholder} AND run_uuid = {placeholder})"
+    return f"SELECT {_LABELLED} FROM metrics WHERE " + " OR ".join([term] * n_series)
+
+
+_LABELLED = "run_uuid, key, step, value, is_nan, timestamp"
+
+
+def read_points_from(engine: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame:
+    """Points of each series ``(run id, metric, step, timestamp)`` after that point:
+    a greater step, or the same step and a later timestamp; where the timestamp is
+    None, every point from the step on; where the step is None, every point. With
+    their labels, in any order.
+
+    Series read from their start go through :func:`read_points` (the bulk reader,
+    grouped by runs with the same metrics, so that no other series is read); the
+    others through :func:`points_after_sql` and :func:`points_at_step_after_sql`,
+    whose cost is that of the points found.
+    """
+    parts = []
+    whole: dict[str, list[str]] = {}
+    for run_id, key, step, _ in series:
+        if step is None:
+            whole.setdefault(run_id, []).append(key)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for run_id, keys in whole.items():
+        groups.setdefault(tuple(sorted(keys)), []).append(run_id)
+    for keys, run_ids in groups.items():
+        parts.append(read_points(engine, run_ids, list(keys)))
+    ranged = [(r, k, int(s), None if t is None else int(t)) for r, k, s, t in series if s is not None]
+    if ranged:
+        sqlite = engine.url.get_backend_name() == "sqlite"
+        by_step = [(r, k, s) for r, k, s, t in ranged if t is None]
+        by_time = [(r, k, s, t) for r, k, s, t in ranged if t is not None]
+        conn, ph = _connect(engine)
+        try:
+            cur = conn.cursor()
+            rows: list[Any] = []
+            for op, todo in ((">=", by_step), (">", by_time)):
+                for i in range(0, len(todo), _SERIES_PER_QUERY):
+                    chunk = todo[i : i + _SERIES_PER_QUERY]
+                    params = [v for item in chunk for v in item[:3]]
+                    try:
+                        cur.execute(points_after_sql(ph, len(chunk), sqlite=sqlite, op=op), params)
+                    except Exception:  # noqa: BLE001 - an older schema without that index: the planner picks
+                        if not sqlite:
+                            raise
+                        cur.execute(points_after_sql(ph, len(chunk), sqlite=False, op=op), params)
+                    rows.extend(cur.fetchall())
+                    if op == ">":  # the cursor's own step, by time
+                        params = [v for r, k, s, t in chunk for v in (k, t, s, r)]
+                        cur.execute(points_at_step_after_sql(ph, len(chunk)), params)
+                        rows.extend(cur.fetchall())
+            cur.close()
+        finally:
+            conn.close()
+        points = np.fromiter((tuple(r[2:]) for r in rows), dtype=_POINT, count=len(rows))
+        parts.append(
+            pd.DataFrame(
+                {
+                    C.RUN_ID: pd.Categorical([str(r[0]) for r in rows]),
+                    C.METRIC: pd.Categorical([str(r[1]) for r in rows]),
+                    C.STEP: points["step"],
+                    C.VALUE: restore_special_values(points["value"], points["is_nan"]),
+                    C.TIMESTAMP: points["timestamp"],
+                }
+            )
+        )
+    if not parts:
+        return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
+    return parts[0] if len(parts) == 1 else _concat(parts)

@@ -86,6 +86,16 @@ class AimStore(Store):
 
     # -------------------------------------------------------------------- history
 
+    def _read_history_after(self, wanted):
+        """The base fallback, on purpose: Aim keys a metric's points by a hash of their
+        step (sequence version 2; ``SequenceV2Data.range`` refuses, "Range selection
+        cannot be applied to data stored with reservoir sampling"), so no read seeks to
+        a step. A poll reads only the series whose summary moved (see ``_last_values``),
+        each whole, in numpy (``_series_arrays``), and keeps the points after the
+        cursors; reading whole, it also sees a point replaced behind the cursor (Aim
+        keeps one point per step) and sends that series again."""
+        return super()._read_history_after(wanted)
+
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
         repo = self._fresh_repo()
         wanted = set(metrics)

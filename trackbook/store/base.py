@@ -24,7 +24,7 @@ from trackbook.errors import ExperimentNotFound, InvalidRunId, RunNotFound
 from trackbook.store import frames as F
 from trackbook.store.frames import RunRecord
 from trackbook.store.filters import apply_filter
-
+from trackbook.store.follow import Cursor, Follower, after_cursors
 
 RunsLike = str | Iterable[str] | pd.DataFrame | pd.Series
 
@@ -234,6 +234,40 @@ class Store(abc.ABC):
         frame = F.finish_history(F.concat_points(parts), run_ids)
         return frame if max_points is None else F.downsample(frame, max_points)
 
+    def follow(
+        self,
+        experiment: str | Sequence[str] | None = None,
+        *,
+        runs: RunsLike | None = None,
+        metrics: str | Sequence[str] | None = None,
+        stale_after: float = 900.0,
+    ) -> Follower:
+        """A :class:`~trackbook.store.follow.Follower`: poll it for the points logged since its last poll.
+
+        Example:
+            >>> follower = store.follow("ppo-cartpole")  # doctest: +SKIP
+            >>> first = follower.poll()                   # every point so far  # doctest: +SKIP
+            >>> later = follower.poll()                   # only the new ones   # doctest: +SKIP
+            >>> later.new_runs, later.changed             # runs that started, runs that ended  # doctest: +SKIP
+
+        Args:
+            experiment: follow the runs of this experiment (name or id) or these, new runs
+                included as they start. With neither this nor ``runs``: every experiment.
+            runs: follow only these runs (ids or a frame from :meth:`runs`).
+            metrics: a metric name or names; None follows every metric of the runs,
+                including metrics they log for the first time later.
+            stale_after: as for :meth:`runs`.
+
+        Returns:
+            A follower; nothing is read until its first ``poll()``.
+
+        Raises:
+            ValueError: both ``experiment`` and ``runs`` were given.
+            ExperimentNotFound: an experiment is unknown.
+            RunNotFound: a run id is unknown.
+        """
+        return Follower(self, experiment, runs=runs, metrics=metrics, stale_after=stale_after)
+
     def artifacts(self, run_id: str, path: str = "") -> pd.DataFrame:
         """Files a run logged, recursively under ``path``: columns ``path, size``."""
         self._require_runs([run_id])
@@ -288,6 +322,31 @@ class Store(abc.ABC):
 
         Any order, though (run, metric, step) order saves a sort.
         """
+
+    def _follow_signatures(self, records: list[RunRecord]) -> dict[tuple[str, str], Any]:
+        """Per series (run, metric) of these runs, something that changes when points
+        are added after its last one: a :class:`Follower` reads only the series whose
+        signature moved. Every metric of the runs is listed (new ones too)."""
+        return {
+            (r.run_id, m): sig
+            for r in records
+            for m, sig in (r.follow_signatures if r.follow_signatures is not None else r.signatures()).items()
+        }
+
+    def _read_history_after(
+        self, wanted: dict[tuple[str, str], Cursor | None]
+    ) -> tuple[pd.DataFrame, set[tuple[str, str]]]:
+        """The points of each wanted series (run, metric) after its cursor (all of them
+        where the cursor is None): raw, as :meth:`_read_history` returns them.
+
+        Also the series returned whole because points were found before the cursor.
+        This fallback reads the series whole and keeps what lies after the cursors
+        (:func:`~trackbook.store.follow.after_cursors`); backends that can seek to a
+        step override it so that a poll costs the new points only.
+        """
+        run_ids = list(dict.fromkeys(r for r, _ in wanted))
+        metrics = sorted({m for _, m in wanted})
+        return after_cursors(self._read_history(run_ids, metrics), wanted)
 
     @abc.abstractmethod
     def _list_artifacts(self, run_id: str, path: str) -> list[tuple[str, int | None]]:

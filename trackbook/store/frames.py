@@ -39,12 +39,21 @@ class RunRecord:
     metric_signatures: dict[str, Any] | None = None
     #: last sign of life of a live run (heartbeat, metric), ms since the epoch; None: its start.
     last_activity: float | None = None
+    #: metric -> what changes whenever a point is added after its last one, where the
+    #: backend knows more than :attr:`metric_signatures` (a follower's polls); None: those.
+    follow_signatures: dict[str, Any] | None = None
 
     def signatures(self) -> dict[str, Any]:
         if self.metric_signatures is not None:
             return self.metric_signatures
         return {k: repr(float(v)) for k, v in self.metrics.items()}
 
+
+
+def is_stale(record: RunRecord, now_ms: float, stale_after: float) -> bool:
+    """Whether a run is RUNNING with no sign of life for ``stale_after`` seconds at ``now_ms``."""
+    last = record.last_activity or record.start_time or now_ms
+    return record.status == C.RUNNING and now_ms - last > stale_after * 1000
 
 
 def runs_frame(records: Iterable[RunRecord], *, stale_after: float = 900.0) -> pd.DataFrame:
@@ -58,8 +67,7 @@ def runs_frame(records: Iterable[RunRecord], *, stale_after: float = 900.0) -> p
             C.EXPERIMENT_ID: r.experiment_id,
             C.EXPERIMENT: r.experiment,
             C.STATUS: r.status,
-            C.STALE: r.status == C.RUNNING
-            and now_ms - (r.last_activity or r.start_time or now_ms) > stale_after * 1000,
+            C.STALE: is_stale(r, now_ms, stale_after),
             C.START_TIME: r.start_time,
             C.END_TIME: r.end_time,
             C.PARENT_RUN_ID: r.parent_run_id,

@@ -16,11 +16,14 @@ from trackbook.store import _mlflow_rest, _mlflow_sql
 from trackbook.store._mlflow_sql import restore_special_values
 from trackbook._uri import redact_uri
 from trackbook.store.base import RunRecord, Store
+from trackbook.store.follow import Cursor, after_cursors
 
 _log = logging.getLogger(__name__)
 
 _PAGE = 1000  # search_runs page size; MLflow servers accept up to 50,000
 _IDS_PER_QUERY = 100
+#: Points at a cursor's step above which a poll reads that step by time, not whole.
+_AT_STEP = 1000
 
 
 class MLflowStore(Store):
@@ -88,8 +91,9 @@ class MLflowStore(Store):
 
     # ----------------------------------------------------------------------- runs
 
-    def _search(self, experiment_ids: list[str], filter_string: str = "") -> list[RunRecord]:
-        names = {e.experiment_id: e.name for e in self._experiments()}
+    def _search(self, experiment_ids: list[str], filter_string: str = "", experiments: list[Any] | None = None
+                ) -> list[RunRecord]:
+        names = {e.experiment_id: e.name for e in (self._experiments() if experiments is None else experiments)}
         out, token = [], None
         while True:
             page = self._client.search_runs(
@@ -101,16 +105,18 @@ class MLflowStore(Store):
                 return out
 
     def _list_runs(self, experiment_ids: list[str] | None) -> list[RunRecord]:
+        experiments = self._experiments()
         if experiment_ids is None:
-            experiment_ids = [e.experiment_id for e in self._experiments() if e.lifecycle_stage == "active"]
-        return self._search(experiment_ids) if experiment_ids else []
+            experiment_ids = [e.experiment_id for e in experiments if e.lifecycle_stage == "active"]
+        return self._search(experiment_ids, experiments=experiments) if experiment_ids else []
 
     def _get_runs(self, run_ids: list[str]) -> list[RunRecord]:
-        exp_ids = [e.experiment_id for e in self._experiments()]
+        experiments = self._experiments()  # once: search_experiments is a round trip of its own
+        exp_ids = [e.experiment_id for e in experiments]
         out = []
         for i in range(0, len(run_ids), _IDS_PER_QUERY):
             quoted = ", ".join(f"'{r}'" for r in run_ids[i : i + _IDS_PER_QUERY])
-            out.extend(self._search(exp_ids, f"attributes.run_id IN ({quoted})"))
+            out.extend(self._search(exp_ids, f"attributes.run_id IN ({quoted})", experiments))
         return out
 
     # -------------------------------------------------------------------- history
@@ -151,6 +157,30 @@ class MLflowStore(Store):
         if self._host_creds is not None:
             return _mlflow_rest.read_points(self._host_creds, run_ids, metrics)
         return self._naive_history(run_ids, metrics)
+
+    def _read_history_after(self, wanted: dict[tuple[str, str], Cursor | None]):
+        """Only the points after each cursor: through MLflow's ``(run_uuid, key, step)``
+        index from the cursor's step on (by time through MLflow's primary key where
+        that step holds more than 1,000 points; the primary key leads with the metric
+        name and timestamp, so that read also passes other runs' later points of the
+        metric: cheap for a live run, whose cursor is recent) on a SQL store,
+        trackbook's points-from endpoint, or MLflow's bulk-interval endpoint from the
+        cursor's step on (its points at that step are read again and dropped) on a stock
+        server (see :mod:`trackbook.store._mlflow_sql`, :mod:`trackbook.store._mlflow_rest`);
+        a poll costs the new points, not the runs' length."""
+        # The cursor's own step is read whole through the step index, unless it holds many
+        # points (a series logged at one step): then by time, through the primary key.
+        series = [
+            (r, m, None, None) if c is None else (r, m, c.step, c.timestamp if c.at_step > _AT_STEP else None)
+            for (r, m), c in wanted.items()
+        ]
+        if self._engine is not None:
+            frame = _mlflow_sql.read_points_from(self._engine, series)
+        elif self._host_creds is not None:
+            frame = _mlflow_rest.read_points_from(self._host_creds, series)
+        else:
+            return super()._read_history_after(wanted)
+        return after_cursors(frame, wanted, whole=False)
 
     def _naive_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
         """One get_metric_history call per run and metric: for stores with no bulk path."""
