@@ -1,8 +1,8 @@
 """How each read's cost grows: from 10 runs to 10,000 and from 10,000 points to 20,000,000.
 
 Usage:
-    python benchmarks/growth.py                        # sqlite and PostgreSQL, every size
-    python benchmarks/growth.py --max-points 2000000   # stop the points axis earlier
+    python benchmarks/growth.py                        # sqlite and PostgreSQL, up to 1,000,000 points
+    python benchmarks/growth.py --full                 # the points axis up to 20,000,000
     python benchmarks/growth.py --no-postgres --out growth.html
 
 For each store size, side by side in one process: ``runs()`` against
@@ -206,38 +206,55 @@ def figure(frame: pd.DataFrame):
 
 
 def run_backend(backend: str, make_uri: Callable[[str], str], args: argparse.Namespace) -> list[dict]:
-    rows = []
+    """Build every store, then measure them round by round (each round every size once),
+    so a change in the machine's load falls on all sizes alike; medians of the rounds."""
     shapes = [("runs", n, n, 3, 10) for n in (10, 100, 1000, 10_000) if n <= args.max_runs]
     shapes += [("points", p, 10, 5, p // 50) for p in (10_000, 100_000, 1_000_000, 10_000_000, 20_000_000)
                if p <= args.max_points]
+    stores = []
     for axis, size, n_runs, n_metrics, n_steps in shapes:
         uri = make_uri(f"g_{axis}_{size}")
         started = time.perf_counter()
         exp = build(uri, n_runs, n_metrics, n_steps)
         points = n_runs * n_metrics * n_steps
-        built = time.perf_counter() - started
-        repeat = 3 if points <= 1_000_000 else 1
-        for read, seconds in measure(uri, exp, points, repeat).items():
-            rows.append({"backend": backend, "axis": axis, "size": size, "runs": n_runs, "points": points,
-                         "read": read, "seconds": seconds})
-        got = {r["read"]: r["seconds"] for r in rows if r["size"] == size and r["axis"] == axis and r["backend"] == backend}
-        print(f"  {backend:10s} {axis:6s} {size:>10,}: " + "  ".join(f"{k} {v:.3f}s" for k, v in got.items())
-              + f"  (built in {built:.0f}s)", flush=True)
+        print(f"  {backend:10s} built {axis:6s} {size:>10,} in {time.perf_counter() - started:.0f}s", flush=True)
+        stores.append((axis, size, n_runs, points, uri, exp))
+    seconds: dict[tuple[str, int, str], list[float]] = {}
+    for round_ in range(args.repeat):
+        for axis, size, _, points, uri, exp in stores:
+            if round_ and points > 1_000_000:
+                continue  # the largest stores once: minutes each
+            for read, value in measure(uri, exp, points, 1).items():
+                seconds.setdefault((axis, size, read), []).append(value)
+    rows = []
+    for axis, size, n_runs, points, _, _ in stores:
+        got = {read: float(np.median(v)) for (a, s, read), v in seconds.items() if (a, s) == (axis, size)}
+        rows += [{"backend": backend, "axis": axis, "size": size, "runs": n_runs, "points": points,
+                  "read": read, "seconds": value} for read, value in got.items()]
+        print(f"  {backend:10s} {axis:6s} {size:>10,}: " + "  ".join(f"{k} {v:.3f}s" for k, v in got.items()),
+              flush=True)
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-runs", type=int, default=10_000)
-    parser.add_argument("--max-points", type=int, default=20_000_000)
+    parser.add_argument("--max-points", type=int, default=1_000_000,
+                        help="largest store of the points axis (--full: 20,000,000)")
+    parser.add_argument("--full", action="store_true", help="the points axis up to 20,000,000 (an hour here)")
+    parser.add_argument("--repeat", type=int, default=3, help="rounds (stores above 1,000,000 points: one)")
     parser.add_argument("--no-postgres", action="store_true")
+    parser.add_argument("--no-sqlite", action="store_true")
     parser.add_argument("--out", type=Path, default=ROOT / "growth.html")
     args = parser.parse_args()
+    if args.full:
+        args.max_points = 20_000_000
 
     rows: list[dict] = []
     work = Path(tempfile.mkdtemp(prefix="trackbook-growth-"))
     try:
-        rows += run_backend("sqlite", lambda name: f"sqlite:///{work / name}.db", args)
+        if not args.no_sqlite:
+            rows += run_backend("sqlite", lambda name: f"sqlite:///{work / name}.db", args)
         if not args.no_postgres:
             from trackbook.servers import postgres_server
 
@@ -248,8 +265,11 @@ def main() -> None:
     frame = pd.DataFrame(rows)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         table = frame.pivot_table(index=["backend", "axis", "size"], columns="read", values="seconds")
-        print("\nseconds (medians of 3 up to 1,000,000 points, else one run):")
+        print(f"\nseconds (medians of {args.repeat} rounds up to 1,000,000 points, else one run):")
         print(table.round(3).to_string())
+        ratio = (table["history() cold"] / table["floor: ADBC into Arrow"]).rename("cold / floor")
+        print("\nhistory() cold against the ADBC floor (target <= 1.3 at the large sizes):")
+        print(ratio.round(2).to_string())
         exps = pd.concat([growth_exponents(frame, "runs"), growth_exponents(frame, "points")], ignore_index=True)
         print("\ncost growth, d log(seconds) / d log(size) (1.0 = linear):")
         print(exps.round(2).to_string(index=False))

@@ -224,3 +224,97 @@ def test_offsets_fall_back_to_the_base_end_and_its_last_step(scratch_store):
     assert links["timesteps_added"].tolist()[0] == 500 and np.isnan(links["timesteps_added"].tolist()[1])
     hist = chain.history("reward")
     assert hist.groupby("segment")["global_step"].apply(list).to_dict() == {0: [1, 400], 1: [401, 500], 2: [901]}
+
+
+def test_a_tree_by_hand_depths_children_order_problems_and_bases_elsewhere(tmp_path: Path):
+    """Every kind of link in one experiment, checked row by row against the tags MLflow holds."""
+    from mlflow.tracking import MlflowClient
+
+    uri = empty_mlflow_db(tmp_path / "tree.db")
+    client = MlflowClient(uri)
+    exp, other = client.create_experiment("tree"), client.create_experiment("other")
+
+    def make(name: str, start: int, base: str | None = None, experiment: str = exp) -> str:
+        tags = {} if base is None else {"base_model_run_id": base}
+        return client.create_run(experiment, run_name=name, start_time=start, tags=tags).info.run_id
+
+    far_root = make("far-root", 1, experiment=other)  # two levels of bases in another experiment
+    far_mid = make("far-mid", 2, far_root, experiment=other)
+    make("unrelated", 3, experiment=other)
+    make("unrelated-child", 4, make("unrelated-root", 3, experiment=other), experiment=other)
+    root = make("root", 10)
+    a = make("a", 11, root)
+    make("b", 12, a)
+    make("c", 13, root)
+    make("upper", 14, f"  {root.upper()} ")  # matched trimmed and lower-cased
+    make("single", 15)
+    itself = make("self", 16)
+    client.set_tag(itself, "base_model_run_id", itself)
+    make("missing", 17, "0" * 32)
+    make("malformed", 18, "not a run id")
+    make("continues-far", 19, far_mid)
+    # a cycle p <-> q with a tail on each side of it in start order; it is cut at p, the earliest-started,
+    # and p is made to have the larger run id so that the cut cannot be the smallest id by accident
+    p = make("p", 20)
+    while True:
+        q = make("q", 21, p)
+        if q < p:
+            break
+        client.delete_run(q)
+    client.set_tag(p, "base_model_run_id", q)
+    make("tail-early", 5, q)
+    make("tail-late", 30, q)
+
+    store = tb.connect(uri)
+    tree = tb.chain_tree(store, "tree")
+    got = [(r[C.NAME], r["depth"], r["children"]) for _, r in tree.iterrows()]
+    assert got == [  # roots by start time, each tree depth-first, children by start time
+        ("far-root", 0, 1), ("far-mid", 1, 1), ("continues-far", 2, 0),
+        ("root", 0, 3), ("a", 1, 1), ("b", 2, 0), ("c", 1, 0), ("upper", 1, 0),
+        ("self", 0, 0), ("missing", 0, 0), ("malformed", 0, 0),
+        ("p", 0, 1), ("q", 1, 2), ("tail-early", 2, 0), ("tail-late", 2, 0),
+    ]
+    by_name = tree.set_index(C.NAME)
+    assert by_name.loc["upper", C.BASE_RUN_ID] == root and by_name.loc["b", C.BASE_RUN_ID] == a
+    assert by_name.loc["continues-far", C.ROOT_RUN_ID] == far_root
+    assert by_name.loc["far-root", C.EXPERIMENT] == "other" and by_name.loc["b", C.ROOT_RUN_ID] == root
+    problems = by_name[C.LINK_PROBLEM].dropna().to_dict()
+    assert problems == {"self": C.LINK_SELF, "missing": C.LINK_MISSING, "malformed": C.LINK_MISSING,
+                        "p": C.LINK_CYCLE, "q": C.LINK_CYCLE}
+    assert by_name[C.MISSING_BASE].dropna().to_dict() == {"missing": "0" * 32, "malformed": "not a run id"}
+    assert by_name.loc["p", C.BASE_RUN_ID] == q  # the tag's value is kept where the link was cut
+    assert "single" not in by_name.index and not any(n.startswith("unrelated") for n in by_name.index)
+    everything = tb.chain_tree(store, "tree", include_single=True).set_index(C.NAME)
+    assert everything.loc["single", "depth"] == 0 and everything.loc["single", "children"] == 0
+    assert len(everything) == len(tree) + 1
+
+
+def test_a_broken_chain_says_so_and_a_one_run_chain_has_no_links(scratch_store):
+    store, client, make = scratch_store
+    child = make("child", base_model_run_id="0" * 32)
+    chain = tb.chain(store, child)
+    assert repr(chain) == f"<Chain of 1 runs: child, missing base {'0' * 32!r}>"
+    links = chain.links("reward")
+    assert links.empty and links.columns.tolist() == C.LINK_COLUMNS
+
+
+def test_steps_logged_past_the_offset_are_kept_and_steps_from_zero_shifted_per_metric(scratch_store):
+    store, client, make = scratch_store
+    root = make("root")
+    client.log_metric(root, "total_timesteps", 1000, step=1000)
+    child = make("child", base_model_run_id=root)
+    client.log_metric(child, "previous_timesteps", 1000, step=0)
+    for step in (1000, 1200):  # logged already offset (trackbook's callback does so), from the offset itself
+        client.log_metric(child, "score", float(step), step=step)
+    for step in (0, 300):  # this metric's own counter restarts at 0
+        client.log_metric(child, "loss", float(step), step=step)
+    client.log_metric(child, "total_timesteps", 1300, step=1300)
+    tiny = make("tiny", base_model_run_id=child)
+    client.log_metric(tiny, "previous_timesteps", 1, step=0)  # the smallest offset still shifts
+    client.log_metric(tiny, "loss", 5.0, step=0)
+    hist = tb.chain(store, tiny).history(["score", "loss"])
+    assert hist.index.equals(pd.RangeIndex(len(hist)))
+    got = [(str(m), s, g, seg) for m, s, g, seg in zip(hist[C.METRIC], hist[C.STEP], hist["global_step"],
+                                                        hist["segment"], strict=True)]
+    assert got == [("loss", 0, 1, 2), ("loss", 0, 1000, 1), ("loss", 300, 1300, 1),
+                   ("score", 1000, 1000, 1), ("score", 1200, 1200, 1)]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
 
 import trackbook as tb
 from trackbook import columns as C
+from trackbook.errors import StudyObjectiveUnknown
 
 
 def test_study_trials_best_and_states(store_and_ids):
@@ -194,7 +197,7 @@ def test_a_small_study_by_hand(small_study):
     with pytest.raises(tb.RunNotFound, match="has no child runs"):
         tb.study(store, trials[0])
     hist = study.history("objective")
-    assert sorted(hist["trial_number"].unique().tolist()) == [0, 4]
+    assert sorted(hist["trial_number"].unique().tolist()) == [0, 4] and hist["trial_number"].dtype == "int64"
 
 
 def test_study_list_counts_and_best_of_a_small_study(small_study):
@@ -220,3 +223,263 @@ def test_spans_decades_and_distributions():
     assert _distribution(pd.Series([0.001, 0.5])) == D.FloatDistribution(0.001, 0.5, log=True)
     assert _distribution(pd.Series([1.0, 2.0])) == D.FloatDistribution(1.0, 2.0, log=False)
     assert _distribution(pd.Series(["b", "a"])) == D.CategoricalDistribution(["a", "b"])
+
+
+# ------------------------------------------------------------ studies other tools wrote
+
+
+def _hand_store(tmp_path, name="hand.db"):
+    from mlflow.tracking import MlflowClient
+
+    from tests._mlflow_template import empty_mlflow_db
+
+    uri = empty_mlflow_db(tmp_path / name)
+    return tb.connect(uri), MlflowClient(uri)
+
+
+def _trial(client, exp, parent, name, *, start, status="FINISHED", params=None, metrics=None, tags=None):
+    run = client.create_run(exp, run_name=name, start_time=start,
+                            tags={"mlflow.parentRunId": parent, **(tags or {})}).info.run_id
+    for key, value in (params or {}).items():
+        client.log_param(run, key, value)
+    for key, value in (metrics or {}).items():
+        client.log_metric(run, key, value)
+    if status != "RUNNING":
+        client.set_terminated(run, status)
+    return run
+
+
+def test_an_optuna_callback_study_reads_numbers_states_and_direction_from_optunas_tags(tmp_path):
+    """What optuna_integration.MLflowCallback tags: number, state, direction; no objective metric or params."""
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("optuna")
+    parent = client.create_run(exp, run_name="sweep", start_time=1).info.run_id
+    # number: (state tag, val_loss, lr); started in reverse so start order is not the numbering
+    plan = {0: ("COMPLETE", 0.8, 0.1), 1: ("PRUNED", 0.7, 0.01), 2: ("COMPLETE", 0.3, 0.001), 3: ("FAIL", None, 0.5)}
+    runs = {}
+    for number, (state, loss, lr) in plan.items():
+        runs[number] = _trial(client, exp, parent, f"trial-{number}", start=100 - number, params={"lr": lr},
+                              metrics={} if loss is None else {"val_loss": loss},
+                              tags={"number": str(number), "state": state, "direction": "MINIMIZE"})
+    with pytest.warns(UserWarning, match=r"inferred objective 'val_loss' \(the one metric every finished trial "
+                                         r"logged\); pass objective= and direction="):
+        study = tb.study(store, parent)
+    assert study.direction == "minimize" and study.objective_metric == "val_loss"
+    t = study.trials
+    assert t["trial_number"].tolist() == [0, 1, 2, 3]
+    assert t[C.RUN_ID].tolist() == [runs[n] for n in range(4)]
+    assert t["state"].tolist() == ["COMPLETE", "PRUNED", "COMPLETE", "FAIL"]
+    assert t["objective"].tolist()[:3] == [0.8, 0.7, 0.3] and np.isnan(t["objective"].iloc[3])
+    assert study.best["trial_number"] == 2  # the smallest loss: minimize came from the tags
+    assert study.param_columns == ["params.lr"]
+    assert repr(study) == "<Study 'sweep': 4 trials {'COMPLETE': 2, 'PRUNED': 1, 'FAIL': 1}, minimize>"
+    with pytest.warns(UserWarning, match="inferred objective 'val_loss'"):
+        [row] = tb.study_list(store, "optuna").to_dict("records")
+    assert (row["direction"], row["n_trials"], row["COMPLETE"], row["PRUNED"], row["FAIL"], row["RUNNING"]) == (
+        "minimize", 4, 2, 1, 1, 0)
+    assert row["best_objective"] == 0.3 and row["name"] == "sweep" and row["status"] == "RUNNING"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # named: nothing inferred, no warning
+        named = tb.study(store, parent, objective="val_loss", direction="maximize")
+    assert named.best["trial_number"] == 0
+
+
+def test_trial_state_tags_win_over_optunas_and_the_run_status(tmp_path):
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("states")
+    parent = client.create_run(exp, run_name="s").info.run_id
+    client.log_param(parent, "direction", "maximize")
+    cases = [  # (status, optuna state tag, trial_state tag) -> state
+        ("FINISHED", None, None, "COMPLETE"), ("FAILED", None, None, "FAIL"), ("KILLED", None, None, "FAIL"),
+        ("RUNNING", None, None, "RUNNING"), ("FINISHED", "PRUNED", None, "PRUNED"),
+        ("FINISHED", "PRUNED", "COMPLETE", "COMPLETE"), ("FINISHED", "nonsense", None, "COMPLETE"),
+        ("KILLED", None, "PRUNED", "PRUNED"), ("FINISHED", "COMPLETE", "bogus", "COMPLETE"),
+    ]
+    for number, (status, optuna_state, state, _) in enumerate(cases):
+        tags = {"trial_number": str(number)}
+        tags.update({"state": optuna_state} if optuna_state else {})
+        tags.update({"trial_state": state} if state else {})
+        _trial(client, exp, parent, f"t{number}", start=10 + number, status=status, tags=tags,
+               metrics={"objective": float(number)})
+    study = tb.study(store, parent)
+    assert study.trials["state"].tolist() == [case[-1] for case in cases]
+    row = tb.study_list(store, "states").iloc[0]
+    assert (row["COMPLETE"], row["PRUNED"], row["FAIL"], row["RUNNING"], row["n_trials"]) == (4, 2, 2, 1, 9)
+    assert row["best_objective"] == 8.0  # the largest COMPLETE objective; the PRUNED 7.0 does not count
+    assert study.best["trial_number"] == 8
+
+
+def test_trials_without_number_tags_are_numbered_by_start_then_run_id(tmp_path):
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("unnumbered")
+    parent = client.create_run(exp, run_name="s").info.run_id
+    runs = [_trial(client, exp, parent, f"t{i}", start=start, metrics={"objective": float(i)},
+                   tags={"trial_number": tag} if tag else {})
+            for i, (start, tag) in enumerate([(30, "x"), (10, "2"), (20, None)])]
+    frame = tb.study(store, parent).trials  # trial_number tags are not whole on every run: start order
+    assert frame[C.RUN_ID].tolist() == [runs[1], runs[2], runs[0]] and frame["trial_number"].tolist() == [0, 1, 2]
+    # duplicated or fractional numbers are no numbering either
+    for tags in ({"trial_number": "1"}, {"trial_number": "1.5"}):
+        client.set_tag(runs[2], "trial_number", tags["trial_number"])
+        client.set_tag(runs[0], "trial_number", "1")
+        client.set_tag(runs[1], "trial_number", "0")
+        assert tb.study(store, parent).trials[C.RUN_ID].tolist() == [runs[1], runs[2], runs[0]]
+    client.set_tag(runs[2], "trial_number", "7")
+    numbered = tb.study(store, parent).trials
+    assert numbered["trial_number"].tolist() == [0, 1, 7] and numbered[C.RUN_ID].tolist() == runs[1:2] + runs[0:1] + runs[2:3]
+
+
+def test_the_direction_is_inferred_from_the_objectives_name_with_a_warning(tmp_path):
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("inferred")
+    for name, metric, values, want, best in (("losses", "train_loss", [0.5, 0.2, 0.9], "minimize", 0.2),
+                                              ("rewards", "episode_return", [5.0, 9.0, 1.0], "maximize", 9.0)):
+        parent = client.create_run(exp, run_name=name).info.run_id
+        for i, value in enumerate(values):
+            _trial(client, exp, parent, f"{name}-{i}", start=i + 1, metrics={metric: value},
+                   tags={"trial_number": str(i)})
+        with pytest.warns(UserWarning) as got:
+            study = tb.study(store, parent)
+        message = str(got[0].message)
+        assert f"inferred objective {metric!r}" in message and f"direction {want!r} (from the name {metric!r})" in message
+        assert parent in message and f"Study {name!r}" in message
+        assert study.direction == want and study.best["objective"] == best
+    # the trials' own `objective` metric, and no direction anywhere: maximize, from the name "objective"
+    parent = client.create_run(exp, run_name="plain").info.run_id
+    for i, value in enumerate([1.0, 3.0]):
+        _trial(client, exp, parent, f"plain-{i}", start=10 + i, metrics={"objective": value})
+    with pytest.warns(UserWarning, match=r"inferred direction 'maximize' \(from the name 'objective'\)"):
+        assert tb.study(store, parent).best["objective"] == 3.0
+
+
+def test_a_study_whose_objective_cannot_be_told_raises_and_is_listed_with_nan(tmp_path):
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("unknown")
+    parent = client.create_run(exp, run_name="two-metrics", start_time=5).info.run_id
+    for i in range(2):
+        _trial(client, exp, parent, f"t{i}", start=10 + i, metrics={"a": 1.0 + i, "b": 2.0})
+    _trial(client, exp, parent, "t2", start=12, status="FAILED", metrics={"c": 1.0})
+    with pytest.raises(StudyObjectiveUnknown) as info:
+        tb.study(store, parent)
+    text = str(info.value)
+    assert "study 'two-metrics'" in text and parent in text and "the 2 finished trials share ['a', 'b']" in text
+    assert "(trials logged: a, b, c)" in text and f"tb.study(store, {parent!r}, objective=\"a\")" in text
+    none = client.create_run(exp, run_name="no-metrics", start_time=1).info.run_id
+    client.log_param(none, "direction", "minimize")
+    _trial(client, exp, none, "n0", start=20)
+    with pytest.raises(StudyObjectiveUnknown, match=r"no metric is logged by all 1 finished trials \(trials "
+                                                       r"logged: none\).*objective=\"<metric>\""):
+        tb.study(store, none)
+    with pytest.warns(UserWarning, match="Which metric is the objective") as got:
+        table = tb.study_list(store, "unknown")
+    assert len([w for w in got if "Which metric" in str(w.message)]) == 2
+    assert table[C.NAME].tolist() == ["no-metrics", "two-metrics"]  # by start time
+    assert table["direction"].tolist() == ["minimize", "maximize"] and table["best_objective"].isna().all()
+    assert table["n_trials"].tolist() == [1, 3]
+    assert table["COMPLETE"].tolist() == [0, 0] and table["FAIL"].tolist() == [1, 3]  # NaN objectives fail
+    with pytest.warns(UserWarning, match="Which metric"):
+        assert tb.study_list(store, "unknown", direction="minimize")["direction"].tolist() == ["minimize"] * 2
+    named = tb.study_list(store, "unknown", objective="b")["best_objective"]
+    assert np.isnan(named.iloc[0]) and named.iloc[1] == 2.0
+    with pytest.raises(ValueError, match="direction='sideways'"):
+        tb.study_list(store, "unknown", direction="sideways")
+
+
+def test_study_list_sorts_by_start_skips_foreign_parents_and_keeps_finite_bests(tmp_path):
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("many")
+    elsewhere = client.create_experiment("parents-elsewhere")
+    late = client.create_run(exp, run_name="late", start_time=3_000).info.run_id
+    early = client.create_run(exp, run_name="early", start_time=1_000).info.run_id
+    outside = client.create_run(elsewhere, run_name="outside").info.run_id
+    client.log_param(early, "direction", "minimize")
+    for parent, values in ((late, [1.0, float("nan"), 4.0]), (early, [2.0, 0.5, float("inf")])):
+        for i, value in enumerate(values):
+            _trial(client, exp, parent, f"x{i}", start=4_000 + i, metrics={"objective": value},
+                   tags={"trial_number": str(i)})
+    _trial(client, exp, outside, "stray", start=9_000, metrics={"objective": 1.0})
+    with pytest.warns(UserWarning, match="inferred direction 'maximize'"):  # `late` names no direction
+        table = tb.study_list(store, "many")
+    assert table[C.RUN_ID].tolist() == [early, late]  # the stray trial's parent is not in this experiment
+    assert table["direction"].tolist() == ["minimize", "maximize"]
+    assert table["best_objective"].tolist() == [0.5, 4.0]  # NaN and inf are no best
+    assert table["COMPLETE"].tolist() == [3, 2] and table["FAIL"].tolist() == [0, 1]
+    assert table["start_time"].is_monotonic_increasing
+    assert tb.study(store, early).best["objective"] == 0.5
+    assert tb.study_list(store, "parents-elsewhere").empty
+
+
+def test_param_columns_follow_the_parents_space_params(tmp_path):
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("space")
+    parent = client.create_run(exp, run_name="s").info.run_id
+    client.log_param(parent, "space.gamma", "float(0.9, 0.999)")
+    client.log_param(parent, "space.lr", "float(1e-5, 1e-2, log)")
+    for i, (lr, gamma, seed) in enumerate([(1e-3, 0.99, 1), (1e-4, 0.99, 2)]):
+        _trial(client, exp, parent, f"t{i}", start=i + 1, params={"lr": lr, "gamma": gamma, "seed": seed},
+               metrics={"objective": float(i)})
+    study = tb.study(store, parent, direction="maximize")
+    # the space names gamma (constant among these trials) and lr; seed varies but was not searched
+    assert study.param_columns == ["params.gamma", "params.lr"]
+
+
+def test_importance_of_a_small_study_equals_optunas_own_fanova(small_study):
+    import optuna
+
+    store, parent, _ = small_study
+    study = tb.study(store, parent)
+    ours = study.importance(seed=3).set_index("param")["importance"]
+    done = study.completed  # trials 0, 1 and 4: lr 0.001 / 0.1 / 1.0, algo a / b / a
+    assert done["trial_number"].tolist() == [0, 1, 4]
+    reference = optuna.create_study(direction="maximize")
+    lr = optuna.distributions.FloatDistribution(0.001, 1.0, log=True)  # three decades: log
+    algo = optuna.distributions.CategoricalDistribution(["a", "b"])
+    for (_, trial), value in zip(done.iterrows(), [1.0, 7.0, 3.0], strict=True):
+        reference.add_trial(optuna.trial.create_trial(
+            params={"lr": float(trial["params.lr"]), "algo": trial["params.algo"]},
+            distributions={"lr": lr, "algo": algo}, value=value))
+    theirs = optuna.importance.get_param_importances(
+        reference, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=3), normalize=True)
+    assert ours.index.tolist() == list(theirs)  # most important first, as Optuna orders them
+    for name, value in theirs.items():
+        assert ours[name] == pytest.approx(value, abs=1e-9), name
+    assert study.importance(seed=3).columns.tolist() == ["param", "importance"]
+
+
+def test_importance_needs_two_completed_trials_and_a_varying_param(tmp_path):
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("tiny")
+    parent = client.create_run(exp, run_name="tiny").info.run_id
+    _trial(client, exp, parent, "t0", start=1, params={"lr": 0.1, "n": 3}, metrics={"objective": 1.0})
+    study = tb.study(store, parent, direction="maximize")
+    with pytest.raises(tb.TrackbookError, match=r"Study 'tiny' has 1 completed trials and 0 params that vary among "
+                                                r"them; importance needs at least 2 trials"):
+        study.importance()
+    _trial(client, exp, parent, "t1", start=2, params={"lr": 0.1, "n": 3}, metrics={"objective": 2.0})
+    _trial(client, exp, parent, "t2", start=3, params={"lr": 0.2, "n": 4}, status="FAILED")
+    study = tb.study(store, parent, direction="maximize")
+    assert study.param_columns == ["params.lr", "params.n"]  # they vary over all trials ...
+    with pytest.raises(tb.TrackbookError, match="has 2 completed trials and 0 params"):
+        study.importance()  # ... but not among the completed ones
+    _trial(client, exp, parent, "t3", start=4, params={"lr": 0.3, "n": 5}, metrics={"objective": 0.5})
+    imp = tb.study(store, parent, direction="maximize").importance()
+    assert sorted(imp["param"]) == ["lr", "n"] and imp["importance"].sum() == pytest.approx(1.0)
+    pair = client.create_run(exp, run_name="pair").info.run_id  # two completed trials are enough
+    _trial(client, exp, pair, "p0", start=5, params={"lr": 0.1}, metrics={"objective": 1.0})
+    _trial(client, exp, pair, "p1", start=6, params={"lr": 0.2}, metrics={"objective": 2.0})
+    imp = tb.study(store, pair, direction="maximize").importance()
+    assert imp["param"].tolist() == ["lr"] and imp["importance"].tolist() == pytest.approx([1.0])
+
+
+def test_distributions_for_ints_floats_and_categories():
+    import optuna.distributions as D
+
+    from trackbook.analysis.studies import _distribution, _native, spans_decades
+
+    assert _distribution(pd.Series([1, 1000, 3])) == D.IntDistribution(1, 1000, log=True)
+    assert _distribution(pd.Series([2.0, 3.0])) == D.FloatDistribution(2.0, 3.0, log=False)  # whole floats stay floats
+    assert _distribution(pd.Series(["1", "300"])) == D.FloatDistribution(1.0, 300.0, log=True)
+    assert _distribution(pd.Series(["x", 2, "x"], dtype=object)) == D.CategoricalDistribution([2, "x"])
+    assert spans_decades(pd.Series([1.0, 100.01])) and not spans_decades(pd.Series([0.0, 1000.0]))
+    assert spans_decades(pd.Series(["0.01", "5", "word"]))
+    assert type(_native(np.int64(3))) is int and type(_native(np.float64(0.5))) is float and _native("a") == "a"

@@ -252,3 +252,89 @@ def test_aim_raw_reader_matches_aims_own(aim_store, fixture_ids):
             assert np.array_equal(times, ref_times)
             checked += 1
     assert checked > 40
+
+
+# ----------------------------------------------------------- PostgreSQL and the fallback
+
+#: Metric names whose order differs between bytes and a linguistic collation.
+_PG_METRICS = ["train/loss", "train_loss", "Train", "a", "B", "x y:z"]
+
+
+@pytest.fixture(scope="module")
+def postgres_store(tmp_path_factory):
+    """An MLflow store on PostgreSQL whose database sorts text by ICU's en-US rules, written
+    through MlflowClient: a RUNNING run, NaN/±inf, repeated steps, metrics some runs lack."""
+    import glob
+
+    import psycopg
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from tests.requirements import require
+    from trackbook.servers import postgres_server
+
+    require(bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+            "PostgreSQL's server binaries (initdb, pg_ctl, postgres)", "apt-get install postgresql")
+    with postgres_server(tmp_path_factory.mktemp("pg"), databases=()) as pg:
+        with psycopg.connect(pg.uri("postgres"), autocommit=True) as admin:
+            try:
+                admin.execute("CREATE DATABASE icu TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                              "LOCALE 'C.UTF-8'")
+            except psycopg.Error:  # a server built without ICU: its default collation then
+                admin.execute("CREATE DATABASE icu")
+        uri = pg.uri("icu")
+        client = MlflowClient(uri)
+        exp = client.create_experiment("pg")
+        rng = np.random.default_rng(3)
+        run_ids = []
+        for r in range(4):
+            run_id = client.create_run(exp, run_name=f"run-{r}").info.run_id
+            names = _PG_METRICS if r != 1 else _PG_METRICS[:3]
+            points = []
+            for i, name in enumerate(names):
+                values = rng.normal(size=50 + 10 * i)
+                values[[3, 7]] = [np.nan, np.inf if i % 2 else -np.inf]
+                points += [Metric(name, float(v), 1_000 + s, s // 2) for s, v in enumerate(values)]
+            for i in range(0, len(points), 500):
+                client.log_batch(run_id, metrics=points[i : i + 500])
+            if r != 2:
+                client.set_terminated(run_id, "FINISHED")
+            run_ids.append(run_id)
+        yield MLflowStore(uri, cache_dir=tmp_path_factory.mktemp("pg-cache")), run_ids
+
+
+@pytest.fixture(params=["adbc", "dbapi"])
+def reader(request, monkeypatch):
+    """The ADBC reader, or the DBAPI fallback a store without the ``fast`` extra uses."""
+    from trackbook.store import _mlflow_sql
+
+    if request.param == "dbapi":
+        monkeypatch.setattr(_mlflow_sql, "_adbc_connect", lambda engine: None)
+    return request.param
+
+
+# a name MLflow would refuse, that must reach the database as a value, never as SQL
+@pytest.mark.parametrize("subset", [None, ["x y:z", "B", "it's \\' OR 1=1 --", "train_loss"]])
+def test_postgres_history_matches_mlflows_own_reads(postgres_store, reader, subset):
+    store, run_ids = postgres_store
+    asked = [run_ids[2], run_ids[0], run_ids[3], run_ids[1]]
+    got = store.history(asked, subset, cache=False)
+    metrics = subset or _PG_METRICS
+    assert set(got[C.METRIC].unique()) == set(metrics) - {"it's \\' OR 1=1 --"}
+    naive = finish_history(store._naive_history(asked, metrics), asked)
+    pdt.assert_frame_equal(got, naive)
+    assert list(got[C.RUN_ID].unique()) == asked
+    series = len(got.groupby([C.RUN_ID, C.METRIC], observed=True))
+    assert got[C.VALUE].isna().sum() == series and np.isinf(got[C.VALUE]).sum() == series
+    store.cache.clear()
+    cold, warm = store.history(asked, subset), store.history(asked, subset)
+    pdt.assert_frame_equal(cold, naive)
+    pdt.assert_frame_equal(warm, naive)
+
+
+def test_sqlite_fallback_reader_matches_mlflows_own_reads(mlflow_store, reader):
+    runs = mlflow_store.runs()
+    ids = list(runs[C.RUN_ID])[::-1]
+    metrics = sorted({c[len(C.METRICS_PREFIX):] for c in runs.columns if c.startswith(C.METRICS_PREFIX)})
+    got = mlflow_store.history(ids, cache=False)
+    pdt.assert_frame_equal(got, finish_history(mlflow_store._naive_history(ids, metrics), ids))

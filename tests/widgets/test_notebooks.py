@@ -198,7 +198,8 @@ def _kernel_ready(page, url: str, timeout: float = 180) -> bool:
         if page.locator(".jp-Dialog").count():
             return False
         kernels = requests.get(f"{base}/api/kernels", params={"token": token}, timeout=5).json()
-        if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
+        # a kernel that is still starting can make the listing fail (a 500 whose body is a dict): not ready yet
+        if isinstance(kernels, list) and any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
             return True
         page.wait_for_timeout(200)  # a poll interval: the loop ends on the condition above
     raise AssertionError(f"no connected idle kernel and no dialog within {timeout:.0f} s: {kernels}")

@@ -8,14 +8,17 @@ Example:
 
 from trackbook.plots.compare import comparison_bars
 from trackbook.plots.curves import chain_progress, learning_curves
+from trackbook.plots.live import LiveCurves, live_curves
 from trackbook.plots.seeds import performance_profiles, probability_of_improvement, score_intervals, seed_curves
 from trackbook.plots.export import save_figure, to_image
 from trackbook.plots.studies import optimization_history, parallel_coordinates, param_importance, param_slices
 
 __all__ = [
+    "LiveCurves",
     "chain_progress",
     "comparison_bars",
     "learning_curves",
+    "live_curves",
     "optimization_history",
     "parallel_coordinates",
     "param_importance",

@@ -247,7 +247,7 @@ def _to_table(points: pd.DataFrame, run_ids: list[str]) -> pa.Table:
     keep = np.isin(runs.codes, np.flatnonzero(runs.categories.isin(run_ids)))
     if not keep.all():
         points = points[keep]
-        runs = points[C.RUN_ID].array
+        runs = points[C.RUN_ID].astype("category").array  # a text column has no codes
 
     def label(values: pd.Categorical) -> pa.DictionaryArray:
         return pa.DictionaryArray.from_arrays(

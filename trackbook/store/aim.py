@@ -182,14 +182,17 @@ def _raw_series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     keys0 = None
     columns = {}
     for column in ("step", "val", "time"):
-        pairs = [(k, v) for k, v in container.view(encode_path((column,))).items() if k]
-        keys = [k for k, _ in pairs]
+        items = list(container.view(encode_path((column,))).items())
+        # zip(*...) splits the pairs in C (a comprehension per pair cost a third of the read)
+        keys, values = zip(*items) if items else ((), ())
+        if keys and not keys[0]:  # the column's own (empty) key sorts first
+            keys, values = keys[1:], values[1:]
         if keys0 is None:
             keys0 = keys
         elif keys != keys0:
             raise ValueError("columns are not aligned")
-        raw = b"".join(v for _, v in pairs)
-        if len(raw) != _SCALAR.itemsize * len(pairs):
+        raw = b"".join(values)
+        if len(raw) != _SCALAR.itemsize * len(keys):
             raise ValueError("not scalar records")
         records = np.frombuffer(raw, dtype=_SCALAR)
         flags = records["flag"]

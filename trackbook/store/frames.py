@@ -107,15 +107,22 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
 
     ``run_id`` becomes a categorical whose categories are ``run_ids`` in the order
     given, ``metric`` a categorical of the metric names in sorted order; rows are sorted
-    by run, metric, step and timestamp (a no-op check when they already are).
+    by run, metric, step and timestamp (a no-op check when they already are). Labels
+    that already are so (the SQL reader's) are kept as they are, not copied.
     """
-    present = _as_categorical(frame[C.RUN_ID])
-    # from_codes, not set_categories: the latter overflows its int8 codes past 127 new categories.
-    position = pd.Index(run_ids).get_indexer(present.categories).astype(np.int32)
-    codes = position[present.codes] if len(position) else np.full(len(present), -1, dtype=np.int32)
-    runs = pd.Categorical.from_codes(np.where(present.codes >= 0, codes, -1), categories=pd.Index(run_ids, dtype="str"))
+    wanted = pd.Index(run_ids, dtype="str")
+    given = frame[C.RUN_ID].dtype
+    if isinstance(given, pd.CategoricalDtype) and given.categories.dtype == "str" and given.categories.equals(wanted):
+        runs = frame[C.RUN_ID].array
+    else:
+        present = _as_categorical(frame[C.RUN_ID])
+        # from_codes, not set_categories: the latter overflows its int8 codes past 127 new categories.
+        position = wanted.get_indexer(present.categories).astype(np.int32)
+        codes = position[present.codes] if len(position) else np.full(len(present), -1, dtype=np.int32)
+        runs = pd.Categorical.from_codes(np.where(present.codes >= 0, codes, -1), categories=wanted)
     metric = _as_categorical(frame[C.METRIC])
-    metric = metric.reorder_categories(sorted(metric.categories))
+    if not metric.categories.is_monotonic_increasing:
+        metric = metric.reorder_categories(sorted(metric.categories))
     out = pd.DataFrame(
         {
             C.RUN_ID: runs,
@@ -128,7 +135,8 @@ def finish_history(frame: pd.DataFrame, run_ids: list[str]) -> pd.DataFrame:
     )
     if len(out) < 2:
         return out
-    keys = (out[C.TIMESTAMP].to_numpy(dtype="int64"), out[C.STEP].to_numpy(), metric.codes, runs.codes)
+    # asi8: a view of the nanoseconds (to_numpy(dtype="int64") of a tz-aware column copies them)
+    keys = (out[C.TIMESTAMP].array.asi8, out[C.STEP].to_numpy(), metric.codes, np.asarray(runs.codes))
     if _is_sorted(keys):  # np.lexsort order: the last key is the primary one
         return out
     return out.iloc[np.lexsort(keys)].reset_index(drop=True)
@@ -138,15 +146,25 @@ def _as_categorical(values: pd.Series) -> pd.Categorical:
     """``values`` as a categorical of the labels present, with ``str`` categories."""
     if isinstance(values.dtype, pd.CategoricalDtype):
         cat = values.array
-        codes = np.asarray(cat.codes)
-        # bincount, not remove_unused_categories' sort of every code: O(points) once
-        if not (np.bincount(codes[codes >= 0], minlength=len(cat.categories)) > 0).all():
+        if not _all_used(np.asarray(cat.codes), len(cat.categories)):
             cat = cat.remove_unused_categories()
     else:
         cat = pd.Categorical(values.astype(object))
     if cat.categories.dtype != "str":
         cat = cat.rename_categories(cat.categories.astype("str"))
     return cat
+
+
+def _all_used(codes: np.ndarray, n_categories: int, block: int = 1 << 18) -> bool:
+    """Whether every category code occurs: bincount, not remove_unused_categories' sort of
+    every code, a block at a time (bincount widens the codes to int64 first)."""
+    seen = np.zeros(n_categories, dtype=bool)
+    for start in range(0, len(codes), block):
+        part = codes[start : start + block]
+        seen |= np.bincount(part[part >= 0], minlength=n_categories) > 0
+        if seen.all():
+            return True
+    return bool(seen.all())
 
 
 def concat_points(parts: list[pd.DataFrame]) -> pd.DataFrame:
@@ -163,16 +181,22 @@ def concat_points(parts: list[pd.DataFrame]) -> pd.DataFrame:
     return numbers.assign(**labels)
 
 
-def _is_sorted(keys: tuple[np.ndarray, ...]) -> bool:
-    """Whether rows are already in lexicographic order of ``keys`` (primary key last)."""
-    undecided = np.ones(len(keys[0]) - 1, dtype=bool)
-    for key in reversed(keys):
-        diff = np.diff(key)
-        if np.any((diff < 0) & undecided):  # masks, not diff[undecided]: no copy of the diffs
-            return False
-        undecided &= diff == 0
-        if not undecided.any():
-            return True
+def _is_sorted(keys: tuple[np.ndarray, ...], block: int = 1 << 18) -> bool:
+    """Whether rows are already in lexicographic order of ``keys`` (primary key last).
+
+    Checked a block of rows at a time (each block overlapping the next by one row), so
+    the differences it takes never cost memory in proportion to the frame.
+    """
+    for start in range(0, len(keys[0]) - 1, block):
+        part = slice(start, start + block + 1)
+        undecided = np.ones(len(keys[0][part]) - 1, dtype=bool)
+        for key in reversed(keys):
+            diff = np.diff(key[part])
+            if np.any((diff < 0) & undecided):  # masks, not diff[undecided]: no copy of the diffs
+                return False
+            undecided &= diff == 0
+            if not undecided.any():
+                break
     return True
 
 
@@ -216,9 +240,23 @@ def to_utc(values: pd.Series) -> pd.Series:
     """Milliseconds since the epoch -> UTC timestamps (ns, whatever the input's type)."""
     if pd.api.types.is_integer_dtype(values.dtype):
         ns = values.to_numpy(dtype="int64") * 1_000_000
-        return pd.Series(pd.DatetimeIndex(ns.view("datetime64[ns]"), tz="UTC"), index=values.index)
+        return pd.Series(_utc_array(ns), index=values.index, copy=False)
     ms = pd.to_numeric(values, errors="coerce").astype("float64").round()
     return pd.to_datetime(ms, unit="ms", utc=True).astype("datetime64[ns, UTC]")
+
+
+def _utc_array(ns: np.ndarray) -> Any:
+    """A fresh int64 array of nanoseconds as a UTC datetime array, without a copy.
+
+    Every public constructor of a tz-aware array copies the values once more (a
+    column as large as the frame's biggest); ``_simple_new`` wraps them. Where a
+    pandas release changes it, the public path (one copy) takes over.
+    """
+    dtype = pd.DatetimeTZDtype("ns", "UTC")
+    try:
+        return pd.arrays.DatetimeArray._simple_new(ns.view("datetime64[ns]"), dtype=dtype)
+    except (AttributeError, TypeError, ValueError):
+        return pd.array(ns.view("datetime64[ns]"), dtype=dtype)
 
 
 #: Param texts that mean "no value" in a numeric column (MLflow logs Python's None as "None").

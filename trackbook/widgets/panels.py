@@ -23,6 +23,7 @@ from trackbook import analysis
 from trackbook.analysis.compare import compare
 from trackbook.analysis.seeds import across_seeds
 from trackbook.widgets._base import Panel, figure_widget, show_figure, table_html
+from trackbook.widgets.follow import FollowSwitch
 
 _ALL = "(all)"
 #: Grouping choices: each run alone, or runs grouped by configuration (every varying param but seeds).
@@ -92,10 +93,12 @@ class RunBrowser(Panel):
         self.table = W.HTML()
         self.figure = figure_widget()
         self._wanted_metrics = list(metrics or [])
+        #: On: the figure follows the selected runs (the page's when none is) live, extended in place.
+        self.follow = FollowSwitch(store, self.figure, self._follow_spec, message=self.message)
         self.widget.children = [
             W.HBox([self.experiment, self.status_filter]), W.HBox([self.filter, self.sort, self.descending]),
-            self.status, W.HBox([self.run_select, self.metric_select]), W.HBox([self.group_by, self.page]), self.table,
-            self.groups_table, self.figure,
+            self.status, W.HBox([self.run_select, self.metric_select]),
+            W.HBox([self.group_by, self.page, self.follow.checkbox]), self.table, self.groups_table, self.figure,
         ]
         self.guarded(lambda: self._load_experiments(experiment))
         self.experiment.observe(lambda _: self.guarded(self.refresh), "value")
@@ -105,6 +108,7 @@ class RunBrowser(Panel):
             control.observe(self.debounced(self.plot), "value")
         self.group_by.observe(lambda _: self.guarded(self.plot), "value")
         self.page.observe(lambda _: self.guarded(self._show_page), "value")
+        self.follow.checkbox.observe(lambda _: self.guarded(self.plot), "value")
         self.guarded(self.refresh)
 
     def _load_experiments(self, experiment: str | None) -> None:
@@ -183,9 +187,18 @@ class RunBrowser(Panel):
         self.table.value = table_html(page[[c for c in shown if c in page]], max_rows=self.page_size)
         self.plot()
 
+    def _follow_spec(self) -> dict[str, Any]:
+        return {"runs": self.selected_ids, "metrics": list(self.metric_select.value), "smoothing": 0.6,
+                "title": "Learning curves, live"}
+
     def plot(self) -> None:
         metrics = list(self.metric_select.value)
         runs = self.selected
+        self.follow.stop()
+        if self.follow.on and len(runs) and metrics:
+            self.groups_table.value = ""
+            self.follow.restart()
+            return
         if runs.empty or not metrics:
             show_figure(self.figure, plots.learning_curves(pd.DataFrame(columns=C.HISTORY_COLUMNS), title="No runs"))
             return
@@ -214,13 +227,22 @@ class ChainExplorer(Panel):
         self.links = W.HTML()
         self.tree = W.HTML()
         self._wanted = list(metrics or ())  # none: the reward metric the chain logged
-        self.widget.children = [W.HBox([self.leaf, self.metric_select]), self.status, self.figure,
+        #: On: the chain's runs are followed live on its global step, curves extended in place.
+        self.follow = FollowSwitch(store, self.figure, self._follow_spec, message=self.message)
+        self.widget.children = [W.HBox([self.leaf, self.metric_select, self.follow.checkbox]), self.status, self.figure,
                                 W.HTML("<b>Before / after each link</b>"), self.links,
                                 W.HTML("<b>Tree of the experiment</b>"), self.tree]
         self.guarded(lambda: self._load(run_id, experiment))
         self.leaf.observe(lambda _: self.guarded(self.refresh), "value")
         self.metric_select.observe(self.debounced(self.refresh), "value")
+        self.follow.checkbox.observe(lambda _: self.guarded(self.refresh), "value")
         self.guarded(self.refresh)
+
+    def _follow_spec(self) -> dict[str, Any]:
+        runs = self.chain.runs
+        return {"runs": runs[C.RUN_ID].tolist(), "metrics": list(self.metric_select.value), "group_by": "chain",
+                "offsets": dict(zip(runs[C.RUN_ID], runs[C.OFFSET].astype(int), strict=True)),
+                "title": "Enhancement chain progress, live (x: the chain's global step)"}
 
     def _load(self, run_id: str | None, experiment: str | None) -> None:
         experiment = _experiment_of(self.store, run_id, experiment, "run_id", "chains")
@@ -251,8 +273,12 @@ class ChainExplorer(Panel):
         metrics = list(self.metric_select.value)
         broken = f" Its root's base {self.chain.missing_base} is missing." if self.chain.missing_base else ""
         self.message(f"{len(self.chain)} runs in this chain.{broken}")
-        show_figure(self.figure, plots.chain_progress(self.chain.history(metrics), metrics,
-                                                      chain_runs=self.chain.runs))
+        self.follow.stop()
+        if self.follow.on and metrics:
+            self.follow.restart()
+        else:
+            show_figure(self.figure, plots.chain_progress(self.chain.history(metrics), metrics,
+                                                          chain_runs=self.chain.runs))
         links = self.chain.links(metrics)
         self.links.value = table_html(links.drop(columns=[C.RUN_ID, C.BASE_RUN_ID]))
 
