@@ -64,7 +64,10 @@ def test_smoothing_in_pieces_equals_smoothing_the_whole_series(cuts):
 def test_x_axes():
     pts = _points("a", "m", [0, 5, 10])
     assert x_values(pts, "step").tolist() == [0, 5, 10]
-    assert x_values(pts, "step", offset=100).tolist() == [100, 105, 110]
+    assert x_values(pts, "step", offset=100).tolist() == [100, 105, 110]  # restarted at 0: shifted
+    logged_offset = _points("a", "m", [100, 105])
+    assert x_values(logged_offset, "step", offset=100).tolist() == [100, 105]  # logged offset already: kept
+    assert x_values(_points("a", "m", [150]), "step", offset=100, first_step=100).tolist() == [150]  # a later poll
     assert x_values(pts, "relative_time", T0 - pd.Timedelta(seconds=3)).tolist() == [3.0, 13.0, 23.0]
     assert x_values(pts, "relative_time").tolist() == [0.0, 10.0, 20.0]  # no start known: the first point
     wall = x_values(pts, "wall_time")

@@ -192,3 +192,33 @@ def test_run_browser_and_chain_explorer_follow_switches(live):
     assert drawn[(cont, "reward")] == ([s + offset for s in steps], values)
     explorer.follow.checkbox.value = False
     assert explorer.follow.following is None
+
+
+def test_chain_explorer_follows_on_the_chains_axis_whichever_way_links_count_steps(live):
+    """A link logged offset already (trackbook's callback, SB3 with reset_num_timesteps=False)
+    is drawn where it was logged, one that restarts at 0 is shifted: both where
+    tb.chain(...).history() puts them."""
+    store, client, exp, log = live
+    base = client.create_run(exp, run_name="base").info.run_id
+    log(base, 6)
+    client.log_batch(base, metrics=[Metric(L.METRIC_TOTAL_TIMESTEPS, 6.0, 0, 5)])
+    client.set_terminated(base)
+    offset_logged = client.create_run(exp, run_name="logged-offset", tags={L.TAG_BASE_RUN: base}).info.run_id
+    client.log_batch(offset_logged, metrics=[Metric("reward", float(s) / 10, 0, s) for s in range(6, 10)]
+                     + [Metric(L.METRIC_TOTAL_TIMESTEPS, 10.0, 0, 9)])
+    client.set_terminated(offset_logged)
+    restarted = client.create_run(exp, run_name="restarted", tags={L.TAG_BASE_RUN: offset_logged}).info.run_id
+    client.log_batch(restarted, metrics=[Metric("reward", float(s), 0, s) for s in range(3)])
+
+    explorer = ChainExplorer(store, restarted, metrics=["reward"])
+    explorer.follow.interval = 0
+    explorer.follow.checkbox.value = True
+    explorer.follow.following.poll()
+    drawn = _drawn(explorer.figure)
+    truth = tb.chain(store, restarted).history("reward")
+    for rid in (base, offset_logged, restarted):
+        mine = truth[truth[C.RUN_ID] == rid].sort_values(C.GLOBAL_STEP)
+        assert drawn[(rid, "reward")] == (mine[C.GLOBAL_STEP].tolist(), mine[C.VALUE].tolist()), rid
+    assert drawn[(offset_logged, "reward")][0] == [6, 7, 8, 9]  # not 12..15
+    assert drawn[(restarted, "reward")][0] == [10, 11, 12]
+    explorer.follow.checkbox.value = False

@@ -8,7 +8,7 @@ puts every point of the chain on one ``global_step`` axis.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -70,11 +70,9 @@ class Chain:
         offsets = dict(zip(self.runs[C.RUN_ID], self.runs[C.OFFSET], strict=True))
         offset = hist[C.RUN_ID].map(offsets).to_numpy(dtype="int64")
         first_step = hist.groupby([C.RUN_ID, C.METRIC])[C.STEP].transform("min").to_numpy()
-        steps = hist[C.STEP].to_numpy()
-        shifted = (offset > 0) & (first_step < offset)
         out = hist.assign(
             **{
-                C.GLOBAL_STEP: np.where(shifted, steps + offset, steps),
+                C.GLOBAL_STEP: global_steps(hist[C.STEP].to_numpy(), offset, first_step),
                 C.SEGMENT: hist[C.RUN_ID].map(position).astype("int64"),
             }
         )
@@ -277,6 +275,18 @@ def chain_tree(store: Store, experiment: str, *, include_single: bool = False) -
         in_chain = tree.groupby(C.ROOT_RUN_ID)[C.RUN_ID].transform("size") > 1
         tree = tree[in_chain | tree[C.LINK_PROBLEM].notna()].reset_index(drop=True)
     return tree
+
+
+def global_steps(steps: np.ndarray, offset: Any, first_step: Any) -> np.ndarray:
+    """Steps of a chain's run on the chain's one axis (element-wise over arrays).
+
+    A series whose first step is below the run's offset restarted from 0 (the trading
+    scripts log so) and is shifted by it; one that starts at or past it was logged
+    offset already (trackbook's callback, SB3 with ``reset_num_timesteps=False``) and
+    is kept as it is.
+    """
+    offset, first_step = np.asarray(offset), np.asarray(first_step)
+    return np.where((offset > 0) & (first_step < offset), steps + offset, steps)
 
 
 def base_id(store: Store, value: str) -> str | None:

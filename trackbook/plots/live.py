@@ -25,7 +25,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from trackbook import columns as C
-from trackbook.analysis.chains import base_id
+from trackbook.analysis.chains import base_id, global_steps
 from trackbook.plots._base import MAX_POINTS, PALETTE, TEMPLATE, empty_figure, finite, label
 from trackbook.store.frames import downsample
 
@@ -112,21 +112,27 @@ class Smoother:
 
 
 def x_values(points: pd.DataFrame, x: str, start: pd.Timestamp | None = None,
-             offset: int = 0) -> np.ndarray:
+             offset: int = 0, first_step: int | None = None) -> np.ndarray:
     """The x coordinates of one run's points for the chosen axis.
 
     Args:
         points: ``history()`` rows of one run.
-        x: ``"step"`` (plus ``offset``: a chain's global step), ``"wall_time"`` (UTC
+        x: ``"step"`` (with ``offset``, a chain's global step, shifted as
+            :func:`trackbook.analysis.chains.global_steps` says), ``"wall_time"`` (UTC
             timestamps) or ``"relative_time"`` (seconds since ``start``).
         start: the run's start time (``runs()["start_time"]``); with ``relative_time``,
             None counts from the run's first point here.
+        first_step: the series' first step (what decides the shift by ``offset``);
+            None: the first of ``points``.
 
     Raises:
         ValueError: an unknown ``x``.
     """
     if x == STEP:
-        return points[C.STEP].to_numpy(dtype=np.int64) + int(offset)
+        steps = points[C.STEP].to_numpy(dtype=np.int64)
+        if not offset or not len(steps):
+            return steps
+        return global_steps(steps, int(offset), steps.min() if first_step is None else first_step)
     stamps = pd.to_datetime(points[C.TIMESTAMP], utc=True)
     if x == WALL_TIME:
         return stamps.dt.tz_localize(None).to_numpy()
@@ -219,6 +225,8 @@ class LiveCurves:
         self._traces: dict[tuple[str, str, str], int] = {}
         self._smoothers: dict[tuple[str, str], Smoother] = {}
         self._starts: dict[str, pd.Timestamp] = {}
+        #: (run, metric) -> the first step drawn: whether a chain's offset shifts the series.
+        self._first_steps: dict[tuple[str, str], int] = {}
         self._groups: dict[str, str] = {}
         self._legend_shown: set[str] = set()
         self._layout()
@@ -315,7 +323,8 @@ class LiveCurves:
                 series = series.sort_values([C.STEP, C.TIMESTAMP], kind="stable")
                 if rid not in self._starts:
                     self._start(rid, series)
-                xs = x_values(series, self.x, self._starts[rid], self.offsets.get(rid, 0))
+                first = self._first_steps.setdefault((rid, metric), int(series[C.STEP].iloc[0]))
+                xs = x_values(series, self.x, self._starts[rid], self.offsets.get(rid, 0), first)
                 values = series[C.VALUE].to_numpy(dtype=float)
                 smoothed = self._smoothers.setdefault((rid, metric), Smoother(self.spec)).extend(values) \
                     if self.spec else None
@@ -335,6 +344,7 @@ class LiveCurves:
             mine = (self.history[C.RUN_ID].astype(str) == rid) & (self.history[C.METRIC].astype(str) == metric)
             self.history = self.history[~mine].reset_index(drop=True)
         self._smoothers.pop((rid, metric), None)
+        self._first_steps.pop((rid, metric), None)
         with self.figure.batch_update():
             for role in (RAW, SMOOTHED):
                 if (index := self._traces.get((rid, metric, role))) is not None:

@@ -162,19 +162,7 @@ def _read_json(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.Da
     ]
     with ThreadPoolExecutor(max_workers=min(WORKERS, max(1, len(tasks)))) as pool:
         chunks = list(pool.map(lambda task: _read_metric(host_creds, *task), tasks))
-    rows = [row for chunk in chunks for row in chunk]
-    if not rows:
-        return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
-    run_col, key_col, steps, values, times = zip(*rows, strict=True)
-    return pd.DataFrame(
-        {
-            C.RUN_ID: pd.Categorical(run_col),
-            C.METRIC: pd.Categorical(key_col),
-            C.STEP: np.fromiter(steps, np.int64, len(rows)),
-            C.VALUE: restore_special_values(np.array(values, dtype="float64")),
-            C.TIMESTAMP: np.fromiter(times, np.int64, len(rows)),
-        }
-    )
+    return _frame_of_rows([row for chunk in chunks for row in chunk])
 
 
 def _request(host_creds: Any, endpoint: str, params: dict[str, Any]) -> dict[str, Any]:
