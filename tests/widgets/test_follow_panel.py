@@ -157,12 +157,18 @@ def test_a_store_error_is_a_message_and_polling_goes_on(live):
     assert panel.figure.data  # the error left the figure as it was, and the next poll drew on
 
 
+def _finished_base(client, exp: str, log, timesteps: int) -> str:
+    """A FINISHED chain root with ``timesteps`` points and its total_timesteps logged."""
+    base = client.create_run(exp, run_name="base").info.run_id
+    log(base, timesteps)
+    client.log_batch(base, metrics=[Metric(L.METRIC_TOTAL_TIMESTEPS, float(timesteps), 0, timesteps - 1)])
+    client.set_terminated(base)
+    return base
+
+
 def test_run_browser_and_chain_explorer_follow_switches(live):
     store, client, exp, log = live
-    base = client.create_run(exp, run_name="base").info.run_id
-    log(base, 4)
-    client.log_batch(base, metrics=[Metric(L.METRIC_TOTAL_TIMESTEPS, 4.0, 0, 3)])
-    client.set_terminated(base)
+    base = _finished_base(client, exp, log, 4)
     cont = client.create_run(exp, run_name="cont", tags={L.TAG_BASE_RUN: base}).info.run_id
     log(cont, 2)
 
@@ -199,10 +205,7 @@ def test_chain_explorer_follows_on_the_chains_axis_whichever_way_links_count_ste
     is drawn where it was logged, one that restarts at 0 is shifted: both where
     tb.chain(...).history() puts them."""
     store, client, exp, log = live
-    base = client.create_run(exp, run_name="base").info.run_id
-    log(base, 6)
-    client.log_batch(base, metrics=[Metric(L.METRIC_TOTAL_TIMESTEPS, 6.0, 0, 5)])
-    client.set_terminated(base)
+    base = _finished_base(client, exp, log, 6)
     offset_logged = client.create_run(exp, run_name="logged-offset", tags={L.TAG_BASE_RUN: base}).info.run_id
     client.log_batch(offset_logged, metrics=[Metric("reward", float(s) / 10, 0, s) for s in range(6, 10)]
                      + [Metric(L.METRIC_TOTAL_TIMESTEPS, 10.0, 0, 9)])

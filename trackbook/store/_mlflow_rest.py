@@ -138,19 +138,28 @@ def _read_arrow(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.D
 
 
 def _arrow_request(host_creds: Any, run_ids: list[str], metrics: list[str]) -> pd.DataFrame | None:
-    import pyarrow as pa
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
+    from mlflow.utils.rest_utils import http_request
 
     response = http_request(
         host_creds=host_creds, endpoint=ROUTE, method="GET", params={"run_id": run_ids, "metric_key": metrics}
     )
+    return _arrow_answer(response, host_creds, run_ids, ROUTE, _no_arrow, (404, 501))
+
+
+def _arrow_answer(response: Any, host_creds: Any, run_ids: list[str], endpoint: str, lacking: set[str],
+                  absent: tuple[int, ...]) -> pd.DataFrame | None:
+    """The frame an Arrow endpoint sent, or None (the host remembered in ``lacking``) where
+    the server has no such endpoint; 401/403 raise AccessDenied."""
+    import pyarrow as pa
+    from mlflow.utils.rest_utils import verify_rest_response
+
     _check_access(response, host_creds, run_ids)
-    if response.status_code in (404, 501) or (
+    if response.status_code in absent or (
         response.ok and not response.headers.get("Content-Type", "").startswith(ARROW_STREAM)
     ):
-        _no_arrow.add(host_creds.host)
+        lacking.add(host_creds.host)
         return None
-    verify_rest_response(response, ROUTE)
+    verify_rest_response(response, endpoint)
     with pa.ipc.open_stream(response.content) as reader:
         return reader.read_pandas()
 
@@ -298,21 +307,13 @@ def read_points_from(host_creds: Any, series: list[tuple[str, str, int | None, i
 
 def _from_request(host_creds: Any, series: list[tuple[str, str, int | None, int | None]]) -> pd.DataFrame | None:
     """Through trackbook's points-from endpoint, or None where the server has none."""
-    import pyarrow as pa
-    from mlflow.utils.rest_utils import http_request, verify_rest_response
+    from mlflow.utils.rest_utils import http_request
 
     response = http_request(
         host_creds=host_creds, endpoint=FROM_ROUTE, method="POST", json={"series": [list(s) for s in series]}
     )
-    _check_access(response, host_creds, list(dict.fromkeys(s[0] for s in series)))
-    if response.status_code in (404, 405, 501) or (
-        response.ok and not response.headers.get("Content-Type", "").startswith(ARROW_STREAM)
-    ):
-        _no_from.add(host_creds.host)
-        return None
-    verify_rest_response(response, FROM_ROUTE)
-    with pa.ipc.open_stream(response.content) as reader:
-        return reader.read_pandas()
+    run_ids = list(dict.fromkeys(s[0] for s in series))
+    return _arrow_answer(response, host_creds, run_ids, FROM_ROUTE, _no_from, (404, 405, 501))
 
 
 def _interval(host_creds: Any, run_id: str, metric: str, start: int, end: int) -> list[tuple]:
