@@ -311,3 +311,5 @@ def test_finish_history_keeps_labels_already_right_and_retypes_object_ones():
     out = finish_history(raw, ids)
     assert out[C.RUN_ID].cat.categories.dtype == "str" and out[C.RUN_ID].tolist() == ids
     assert empty_history()[C.RUN_ID].cat.categories.dtype == "str"
+    plain = finish_history(_points([("r1", "m", 0, 1.0, 1)]).astype({C.METRIC: object}), ["r1"])
+    assert plain[C.METRIC].cat.categories.dtype == "str"  # object labels come back as str categories
