@@ -75,7 +75,8 @@ def settled(box: Outbox) -> bool:
 
 
 def closed(box: Outbox) -> bool:
-    return settled(box) and box.close(timeout=PATIENCE)
+    """``settled``, then ``close``: True, and the thread gone."""
+    return settled(box) and box.close(timeout=PATIENCE) and not box._thread.is_alive()
 
 
 def wait_for(condition, box: Outbox) -> bool:
@@ -197,11 +198,11 @@ def test_retries_wait_the_backoff_doubling_to_its_longest_and_starting_over_afte
     box = Outbox(store, flush_interval=60, retry_backoff=(0.01, 0.04))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        box.put("params", {"a": 1})
-        assert settled(box)
+        box.put("params", {"a": 1})  # retried after each backoff, asked by nobody (no flush)
+        assert wait_for(lambda: len(store.got) == 1, box)
         store.fail = 2
         box.put("tags", {"t": "x"})
-        assert settled(box)
+        assert wait_for(lambda: len(store.got) == 2, box)
     assert store.got == [("params", {"a": 1}), ("tags", {"t": "x"})]
     gaps = [b - a for a, b in zip(store.calls, store.calls[1:])]
     assert len(gaps) == 7
