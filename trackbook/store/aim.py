@@ -181,7 +181,7 @@ def _raw_series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     keys0 = None
     columns = {}
     for column in ("step", "val", "time"):
-        keys, values = _column_records(container, column)
+        keys, values = _column_records(container, column, None if keys0 is None else len(keys0))
         if keys0 is None:
             keys0 = keys
         elif not np.array_equal(keys, keys0):
@@ -206,14 +206,16 @@ def _raw_series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]
     return columns["step"][order], columns["val"][order], columns["time"][order]
 
 
-def _column_records(container: Any, column: str) -> tuple[np.ndarray, tuple[bytes, ...]]:
+def _column_records(container: Any, column: str, expect: int | None = None) -> tuple[np.ndarray, tuple[bytes, ...]]:
     """One column of a sequence: its record keys (the step hashes, as a byte matrix)
     and raw values, in key order.
 
     A sequence's tree is a prefix view over the run's RocksDB; its records are read
     straight off the database's iterator from the column's first key while the prefix
     holds, not through Aim's view layers (which strip the prefix record by record:
-    half of the read). Any other container is read through Aim's own views.
+    half of the read); with ``expect`` (the length of a column read before) as that
+    many records and a check of the last. Any other container is read through Aim's
+    own views.
     """
     from aim.storage.encoding import encode_path
 
@@ -225,7 +227,16 @@ def _column_records(container: Any, column: str) -> tuple[np.ndarray, tuple[byte
         start = container.absolute_path(prefix)
         found = db.iteritems()
         found.seek(start)
-        items, strip = list(itertools.takewhile(lambda item: item[0].startswith(start), found)), len(start)
+        if expect is None:
+            items = list(itertools.takewhile(lambda item: item[0].startswith(start), found))
+        else:
+            # Keys are sorted, so those sharing the prefix come first and the rest after: drop
+            # the rest. One record past the expected count (and the column's own key) shows a
+            # column longer than expected.
+            items = list(itertools.islice(found, expect + 2))
+            while items and not items[-1][0].startswith(start):
+                items.pop()
+        strip = len(start)
     # zip(*...) splits the pairs in C (a comprehension per pair cost a third of the read)
     keys, values = zip(*items) if items else ((), ())
     if keys and len(keys[0]) == strip:  # the column's own (empty) key sorts first
