@@ -393,6 +393,8 @@ def test_a_study_whose_objective_cannot_be_told_raises_and_is_listed_with_nan(tm
     assert table["COMPLETE"].tolist() == [0, 0] and table["FAIL"].tolist() == [1, 3]  # NaN objectives fail
     with pytest.warns(UserWarning, match="Which metric"):
         assert tb.study_list(store, "unknown", direction="minimize")["direction"].tolist() == ["minimize"] * 2
+    with pytest.warns(UserWarning, match="Which metric"):  # spelled as the caller likes, listed as the rest are
+        assert tb.study_list(store, "unknown", direction="MINIMIZE")["direction"].tolist() == ["minimize"] * 2
     named = tb.study_list(store, "unknown", objective="b")["best_objective"]
     assert np.isnan(named.iloc[0]) and named.iloc[1] == 2.0
     with pytest.raises(ValueError, match="direction='sideways'"):
