@@ -318,3 +318,63 @@ def test_steps_logged_past_the_offset_are_kept_and_steps_from_zero_shifted_per_m
                                                         hist["segment"], strict=True)]
     assert got == [("loss", 0, 1, 2), ("loss", 0, 1000, 1), ("loss", 300, 1300, 1),
                    ("score", 1000, 1000, 1), ("score", 1200, 1200, 1)]
+
+
+def test_offsets_of_bases_without_total_timesteps_come_from_their_last_step(scratch_store):
+    store, client, _ = scratch_store
+    exp = client.get_experiment_by_name("chains").experiment_id
+
+    def run(name: str, base: str | None = None, points=(), previous: int | None = None, total: int | None = None) -> str:
+        rid = client.create_run(exp, run_name=name, tags={} if base is None else {"base_model_run_id": base}).info.run_id
+        if previous is not None:
+            client.log_metric(rid, "previous_timesteps", previous, step=0)
+        for step in points:
+            client.log_metric(rid, "reward", float(step), step=step)
+        if total is not None:
+            client.log_metric(rid, "total_timesteps", total, step=total)
+        return rid
+
+    # the root continued a run that is gone: it is still the chain's start, at 0
+    root = run("root", "0" * 32, points=(500, 1000), previous=77, total=1000)
+    restarted = run("restarted", root, points=(100, 500), previous=1000)  # own counter from 0: ends at 1000 + 500
+    past = run("past", restarted, points=(1600, 1700))  # starts at its base's end, 1500; logged offset: ends at 1700
+    at_offset = run("at-offset", past, points=(1700,))  # one point at its offset, 1700: ends there
+    last = run("last", at_offset)
+    chain = tb.chain(store, last)
+    assert chain.missing_base == "0" * 32
+    assert chain.runs[C.OFFSET].tolist() == [0, 1000, 1500, 1700, 1700]
+    hist = chain.history("reward")
+    assert hist[C.GLOBAL_STEP].tolist() == [500, 1000, 1100, 1500, 1600, 1700, 1700]
+    assert hist[C.SEGMENT].tolist() == [0, 0, 1, 1, 2, 2, 3] and hist[C.SEGMENT].dtype == "int64"
+
+    bare = run("bare")  # logged nothing at all: it ends at 0
+    after = run("after", bare, points=(10,))
+    short = tb.chain(store, after)
+    assert short.runs[C.OFFSET].tolist() == [0, 0] and short.missing_base is None
+
+
+def test_chain_and_tree_columns_are_the_stores_and_a_cycle_met_on_the_way_names_its_runs(scratch_store):
+    store, client, make = scratch_store
+    root = make("root")
+    client.log_param(root, "lr", "0.1")
+    child = make("child", base_model_run_id=root)
+    client.log_param(make("unrelated"), "only_unrelated", "1")  # a column of the experiment's runs
+    far = client.create_run(client.create_experiment("elsewhere"), run_name="far").info.run_id
+    client.log_param(far, "only_far", "1")  # not a column of the experiment's runs
+    listed = store.runs("chains").columns.tolist()
+    assert "params.only_unrelated" in listed and "params.only_far" not in listed
+    assert tb.chain(store, child).runs.columns.tolist() == [C.POSITION, C.OFFSET, *listed]
+    added = [C.ROOT_RUN_ID, C.DEPTH, C.CHILDREN, C.MISSING_BASE, C.LINK_PROBLEM]
+    for include_single in (False, True):
+        assert tb.chain_tree(store, "chains", include_single=include_single).columns.tolist() == [*listed, *added]
+
+    start, a, b = make("start"), make("a"), make("b")
+    client.set_tag(start, "base_model_run_id", a)
+    client.set_tag(a, "base_model_run_id", b)
+    client.set_tag(b, "base_model_run_id", a)
+    with pytest.raises(tb.ChainCycle) as info:  # the loop is a -> b -> a; start only leads into it
+        tb.chain(store, start)
+    assert info.value.run_ids == [a, b, a]
+    tree = tb.chain_tree(store, "chains").set_index(C.NAME)
+    assert tree.loc["a", C.LINK_PROBLEM] == C.LINK_CYCLE and tree.loc["root", C.LINK_PROBLEM] is None
+    assert tree.loc["child", C.BASE_RUN_ID] == root and tree.loc["root", C.BASE_RUN_ID] is None

@@ -58,3 +58,18 @@ def test_compare_goals_turn_a_metric_around(three_runs):
     assert table["best.reward"].tolist()[:2] == [1.0, 2.0] and np.isnan(table["best.reward"].iloc[2])
     assert table["rank.reward"].tolist() == [1, 2, 3]
     assert table["rank.reward"].dtype == "int64"
+
+
+def test_runs_tied_on_the_final_value_share_the_best_rank(tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    uri = empty_mlflow_db(tmp_path / "ties.db")
+    client = MlflowClient(uri)
+    exp = client.create_experiment("ties")
+    ids = []
+    for name, final in (("a", 2.0), ("b", 2.0), ("c", 1.0), ("d", 2.0)):
+        run = client.create_run(exp, run_name=name).info.run_id
+        client.log_metric(run, "reward", final, step=1)
+        ids.append(run)
+    table = tb.compare(tb.connect(uri), ids, "reward")
+    assert table["rank.reward"].tolist() == [1, 1, 4, 1]  # three share first place; the next is fourth
