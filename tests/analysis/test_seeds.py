@@ -21,6 +21,7 @@ from trackbook.analysis import (
     seed_groups,
     seed_scores,
 )
+from tests._mlflow_template import empty_mlflow_db
 from tests.seed_sweep import EXPERIMENT, REWARD, write_sweep
 
 
@@ -241,7 +242,7 @@ def sweep_store(tmp_path: Path):
     """2 learning rates x 3 seeds written with MLflow's own client."""
     from mlflow.tracking import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'sweep.db'}"
+    uri = empty_mlflow_db(tmp_path / "sweep.db")  # a migrated empty store, copied: fast enough for scripts/mutation
     logged = write_sweep(uri)
     return tb.connect(uri), MlflowClient(uri), logged
 
