@@ -3,7 +3,8 @@
 mutmut forks one process per mutant from a warmed one. What the selected tests import
 lazily (MLflow's SQL store and its migrations, Optuna's fANOVA with scikit-learn,
 scipy.stats for the seed statistics) was imported again in every fork, seconds per
-mutant; imported here, once, in the warmed process, every fork has it already. Imports only: no store, thread or file is opened.
+mutant; imported here, once, in the warmed process, every fork has it already.
+Imports only: no store, thread or file is opened.
 """
 
 from __future__ import annotations
