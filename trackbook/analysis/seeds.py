@@ -49,7 +49,6 @@ Example:
 
 from __future__ import annotations
 
-import functools
 import logging
 import warnings
 from collections.abc import Mapping, Sequence
@@ -337,19 +336,16 @@ def _counts(rng: np.random.Generator, n: int, reps: int) -> np.ndarray:
     return np.bincount(drawn.ravel(), minlength=reps * n).reshape(reps, n).astype(float)
 
 
-def _one_blas_thread(fn):
-    """Run ``fn`` with BLAS on one thread: its products are small (replicates x runs), and
-    waking a BLAS thread pool for each costs ten times the product on a shared machine."""
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-    return wrapper
+def _one_blas_thread() -> threadpool_limits:
+    """BLAS on one thread while the bootstrap runs: its products are small (replicates x
+    runs), and waking a BLAS thread pool for each costs ten times the product on a shared
+    machine. A ``with`` in the estimators' bodies, not a decorator: mutmut does not mutate
+    decorated functions (scripts/mutation)."""
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 # ------------------------------------------------------------------ curves
 
-@_one_blas_thread
 def seed_curves(history: pd.DataFrame, groups: SeedGroups, metrics: str | Sequence[str] | None = None, *,
                 statistic: str = C.IQM, points: int = 200, ci: float = 0.95, reps: int = 2000,
                 seed: int = 0) -> pd.DataFrame:
@@ -386,32 +382,33 @@ def seed_curves(history: pd.DataFrame, groups: SeedGroups, metrics: str | Sequen
     hist = _select(history, groups, metrics)
     if hist.empty:
         return pd.DataFrame(columns=C.CURVE_COLUMNS)
-    rng = np.random.default_rng(seed)
-    group_of = dict(zip(groups.members[C.RUN_ID], groups.members[C.GROUP], strict=True))
-    frames = []
-    for metric in _metric_order(history, metrics):
-        points_of = hist[(hist[C.METRIC] == metric).to_numpy()]
-        if points_of.empty:
-            continue
-        series = points_of.groupby([C.RUN_ID, C.STEP], observed=True, sort=True)[C.VALUE].mean().reset_index()
-        steps = np.unique(series[C.STEP].to_numpy())
-        grid = steps if len(steps) <= points else np.unique(np.round(np.linspace(steps[0], steps[-1], points)))
-        curves = {}
-        for rid, run in series.groupby(C.RUN_ID, observed=True, sort=False):
-            x, y = run[C.STEP].to_numpy(dtype=float), run[C.VALUE].to_numpy(dtype=float)
-            curves[str(rid)] = np.interp(grid, x, y, left=np.nan, right=np.nan)
-        for group in groups.table[C.GROUP]:
-            ids = [r for r in groups.members[C.RUN_ID] if group_of[r] == group and r in curves]
-            if not ids:
+    with _one_blas_thread():
+        rng = np.random.default_rng(seed)
+        group_of = dict(zip(groups.members[C.RUN_ID], groups.members[C.GROUP], strict=True))
+        frames = []
+        for metric in _metric_order(history, metrics):
+            points_of = hist[(hist[C.METRIC] == metric).to_numpy()]
+            if points_of.empty:
                 continue
-            estimate, low, high, n = _band(np.vstack([curves[r] for r in ids]), statistic, ci, reps, rng)
-            covered = n > 0
-            frames.append(pd.DataFrame({C.GROUP: group, C.METRIC: metric, C.STEP: grid[covered].astype("int64"),
-                                        C.ESTIMATE: estimate[covered], C.LOW: low[covered], C.HIGH: high[covered],
-                                        C.N_RUNS: n[covered]}))
-    if not frames:
-        return pd.DataFrame(columns=C.CURVE_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[C.CURVE_COLUMNS]
+            series = points_of.groupby([C.RUN_ID, C.STEP], observed=True, sort=True)[C.VALUE].mean().reset_index()
+            steps = np.unique(series[C.STEP].to_numpy())
+            grid = steps if len(steps) <= points else np.unique(np.round(np.linspace(steps[0], steps[-1], points)))
+            curves = {}
+            for rid, run in series.groupby(C.RUN_ID, observed=True, sort=False):
+                x, y = run[C.STEP].to_numpy(dtype=float), run[C.VALUE].to_numpy(dtype=float)
+                curves[str(rid)] = np.interp(grid, x, y, left=np.nan, right=np.nan)
+            for group in groups.table[C.GROUP]:
+                ids = [r for r in groups.members[C.RUN_ID] if group_of[r] == group and r in curves]
+                if not ids:
+                    continue
+                estimate, low, high, n = _band(np.vstack([curves[r] for r in ids]), statistic, ci, reps, rng)
+                covered = n > 0
+                frames.append(pd.DataFrame({C.GROUP: group, C.METRIC: metric, C.STEP: grid[covered].astype("int64"),
+                                            C.ESTIMATE: estimate[covered], C.LOW: low[covered], C.HIGH: high[covered],
+                                            C.N_RUNS: n[covered]}))
+        if not frames:
+            return pd.DataFrame(columns=C.CURVE_COLUMNS)
+        return pd.concat(frames, ignore_index=True)[C.CURVE_COLUMNS]
 
 
 def _band(matrix: np.ndarray, statistic: str, ci: float, reps: int, rng: np.random.Generator):
@@ -485,7 +482,6 @@ def _aggregates(strata: list[np.ndarray], counts: np.ndarray, statistics: Sequen
     return out
 
 
-@_one_blas_thread
 def score_intervals(scores: pd.DataFrame, *, statistics: Sequence[str] | None = None,
                     targets: float | Mapping[str, float] | None = None, goals: Mapping[str, str] | None = None,
                     ci: float = 0.95, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -524,24 +520,25 @@ def score_intervals(scores: pd.DataFrame, *, statistics: Sequence[str] | None = 
     if statistics is not None and C.OPTIMALITY_GAP in asked and targets is None:
         raise ValueError("statistics includes 'optimality_gap' but no targets= was given: pass the score to "
                          "measure against, e.g. targets={'eval/mean_reward': 500}.")
-    rng = np.random.default_rng(seed)
-    rows = []
-    for (group, metric), frame in _by_group_metric(scores):
-        strata = _strata(frame)
-        target = _target(targets, metric)
-        sign = _sign(metric, goals)
-        point = _aggregates(strata, np.ones((1, sum(map(len, strata)))), asked, target, sign)
-        counts = _stratified_counts(rng, [len(s) for s in strata], reps)
-        boot = _aggregates(strata, counts, asked, target, sign)
-        seeds = frame[C.SEED].dropna()
-        for stat in asked:
-            if stat not in point:
-                continue
-            low, high = _interval(boot[stat], ci)
-            rows.append({C.GROUP: group, C.METRIC: metric, C.STATISTIC: stat, C.ESTIMATE: float(point[stat][0]),
-                         C.LOW: float(low), C.HIGH: float(high), C.N_RUNS: len(frame),
-                         C.N_SEEDS: int(seeds.nunique()) if len(seeds) else len(frame), C.N_TASKS: len(strata)})
-    return pd.DataFrame(rows, columns=C.INTERVAL_COLUMNS)
+    with _one_blas_thread():
+        rng = np.random.default_rng(seed)
+        rows = []
+        for (group, metric), frame in _by_group_metric(scores):
+            strata = _strata(frame)
+            target = _target(targets, metric)
+            sign = _sign(metric, goals)
+            point = _aggregates(strata, np.ones((1, sum(map(len, strata)))), asked, target, sign)
+            counts = _stratified_counts(rng, [len(s) for s in strata], reps)
+            boot = _aggregates(strata, counts, asked, target, sign)
+            seeds = frame[C.SEED].dropna()
+            for stat in asked:
+                if stat not in point:
+                    continue
+                low, high = _interval(boot[stat], ci)
+                rows.append({C.GROUP: group, C.METRIC: metric, C.STATISTIC: stat, C.ESTIMATE: float(point[stat][0]),
+                             C.LOW: float(low), C.HIGH: float(high), C.N_RUNS: len(frame),
+                             C.N_SEEDS: int(seeds.nunique()) if len(seeds) else len(frame), C.N_TASKS: len(strata)})
+        return pd.DataFrame(rows, columns=C.INTERVAL_COLUMNS)
 
 
 def _by_group_metric(scores: pd.DataFrame):
@@ -551,7 +548,6 @@ def _by_group_metric(scores: pd.DataFrame):
     return list(scores.groupby([C.GROUP, C.METRIC], sort=False))
 
 
-@_one_blas_thread
 def performance_profiles(scores: pd.DataFrame, *, taus: Sequence[float] | Mapping[str, Sequence[float]] | None = None,
                          points: int = 101, goals: Mapping[str, str] | None = None, ci: float = 0.95,
                          reps: int = 2000, seed: int = 0) -> pd.DataFrame:
@@ -576,31 +572,31 @@ def performance_profiles(scores: pd.DataFrame, *, taus: Sequence[float] | Mappin
         Columns ``group, metric, tau, fraction, low, high``.
     """
     _check(ci, reps)
-    rng = np.random.default_rng(seed)
-    frames = []
-    for (group, metric), frame in _by_group_metric(scores):
-        chosen = taus.get(metric) if isinstance(taus, Mapping) else taus
-        if chosen is None:
-            all_scores = scores.loc[scores[C.METRIC] == metric, C.SCORE].to_numpy(dtype=float)
-            chosen = np.linspace(all_scores.min(), all_scores.max(), points)
-        grid = np.asarray(chosen, dtype=float)
-        sign = _sign(metric, goals)
-        strata = _strata(frame)
-        sizes = [len(s) for s in strata]
-        pooled = np.concatenate(strata)
-        # each run's indicator per tau, weighted so that a plain sum is the mean over tasks of per-task fractions
-        above = (sign * pooled[:, None] > sign * grid[None, :]) / np.repeat(np.asarray(sizes, float) * len(sizes), sizes)[:, None]
-        fraction = above.sum(axis=0)
-        boot = above.T @ _stratified_counts(rng, sizes, reps).T  # taus x replicates
-        low, high = _interval(boot, ci)
-        frames.append(pd.DataFrame({C.GROUP: group, C.METRIC: metric, C.TAU: grid, C.FRACTION: fraction,
-                                    C.LOW: low, C.HIGH: high}))
-    if not frames:
-        return pd.DataFrame(columns=C.PROFILE_COLUMNS)
-    return pd.concat(frames, ignore_index=True)[C.PROFILE_COLUMNS]
+    with _one_blas_thread():
+        rng = np.random.default_rng(seed)
+        frames = []
+        for (group, metric), frame in _by_group_metric(scores):
+            chosen = taus.get(metric) if isinstance(taus, Mapping) else taus
+            if chosen is None:
+                all_scores = scores.loc[scores[C.METRIC] == metric, C.SCORE].to_numpy(dtype=float)
+                chosen = np.linspace(all_scores.min(), all_scores.max(), points)
+            grid = np.asarray(chosen, dtype=float)
+            sign = _sign(metric, goals)
+            strata = _strata(frame)
+            sizes = [len(s) for s in strata]
+            pooled = np.concatenate(strata)
+            # each run's indicator per tau, weighted so that a plain sum is the mean over tasks of per-task fractions
+            above = (sign * pooled[:, None] > sign * grid[None, :]) / np.repeat(np.asarray(sizes, float) * len(sizes), sizes)[:, None]
+            fraction = above.sum(axis=0)
+            boot = above.T @ _stratified_counts(rng, sizes, reps).T  # taus x replicates
+            low, high = _interval(boot, ci)
+            frames.append(pd.DataFrame({C.GROUP: group, C.METRIC: metric, C.TAU: grid, C.FRACTION: fraction,
+                                        C.LOW: low, C.HIGH: high}))
+        if not frames:
+            return pd.DataFrame(columns=C.PROFILE_COLUMNS)
+        return pd.concat(frames, ignore_index=True)[C.PROFILE_COLUMNS]
 
 
-@_one_blas_thread
 def probability_of_improvement(scores: pd.DataFrame, x: str, y: str, *, metrics: str | Sequence[str] | None = None,
                                goals: Mapping[str, str] | None = None, ci: float = 0.95, reps: int = 2000,
                                seed: int = 0) -> pd.DataFrame:
@@ -635,28 +631,29 @@ def probability_of_improvement(scores: pd.DataFrame, x: str, y: str, *, metrics:
                              "Pass a label from seed_groups(...).table['group'].")
     import scipy.stats  # here, not at module level: importing it costs half a second
 
-    rng = np.random.default_rng(seed)
-    wanted = _metric_order(scores, metrics)
-    rows = []
-    for metric in wanted:
-        fx = scores[(scores[C.GROUP] == x) & (scores[C.METRIC] == metric)]
-        fy = scores[(scores[C.GROUP] == y) & (scores[C.METRIC] == metric)]
-        tasks = sorted(set(fx[C.TASK]) & set(fy[C.TASK]))
-        if not tasks:
-            continue
-        sign = _sign(metric, goals)
-        point, boot = 0.0, np.zeros(reps)
-        for task in tasks:
-            a = sign * fx.loc[fx[C.TASK] == task, C.SCORE].to_numpy(dtype=float)
-            b = sign * fy.loc[fy[C.TASK] == task, C.SCORE].to_numpy(dtype=float)
-            wins = (a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])
-            point += scipy.stats.mannwhitneyu(a, b, alternative="greater").statistic / (len(a) * len(b))
-            ca, cb = _counts(rng, len(a), reps), _counts(rng, len(b), reps)
-            boot += np.einsum("bi,ij,bj->b", ca, wins, cb) / (len(a) * len(b))
-        low, high = _interval(boot / len(tasks), ci)
-        rows.append({C.METRIC: metric, C.GROUP_X: x, C.GROUP_Y: y, C.PROBABILITY: point / len(tasks),
-                     C.LOW: float(low), C.HIGH: float(high)})
-    return pd.DataFrame(rows, columns=C.IMPROVEMENT_COLUMNS)
+    with _one_blas_thread():
+        rng = np.random.default_rng(seed)
+        wanted = _metric_order(scores, metrics)
+        rows = []
+        for metric in wanted:
+            fx = scores[(scores[C.GROUP] == x) & (scores[C.METRIC] == metric)]
+            fy = scores[(scores[C.GROUP] == y) & (scores[C.METRIC] == metric)]
+            tasks = sorted(set(fx[C.TASK]) & set(fy[C.TASK]))
+            if not tasks:
+                continue
+            sign = _sign(metric, goals)
+            point, boot = 0.0, np.zeros(reps)
+            for task in tasks:
+                a = sign * fx.loc[fx[C.TASK] == task, C.SCORE].to_numpy(dtype=float)
+                b = sign * fy.loc[fy[C.TASK] == task, C.SCORE].to_numpy(dtype=float)
+                wins = (a[:, None] > b[None, :]) + 0.5 * (a[:, None] == b[None, :])
+                point += scipy.stats.mannwhitneyu(a, b, alternative="greater").statistic / (len(a) * len(b))
+                ca, cb = _counts(rng, len(a), reps), _counts(rng, len(b), reps)
+                boot += np.einsum("bi,ij,bj->b", ca, wins, cb) / (len(a) * len(b))
+            low, high = _interval(boot / len(tasks), ci)
+            rows.append({C.METRIC: metric, C.GROUP_X: x, C.GROUP_Y: y, C.PROBABILITY: point / len(tasks),
+                         C.LOW: float(low), C.HIGH: float(high)})
+        return pd.DataFrame(rows, columns=C.IMPROVEMENT_COLUMNS)
 
 
 # ------------------------------------------------------------------ one door over a store
