@@ -203,7 +203,9 @@ def _seed_values(runs: pd.DataFrame, seed_cols: list[str]) -> pd.Series:
     values = runs[seed_cols[0]].astype(object)
     for col in seed_cols[1:]:
         values = values.where(values.notna(), runs[col].astype(object))
-    return values.map(lambda v: None if pd.isna(v) else (int(v) if isinstance(v, float) and v.is_integer() else v))
+    # built as objects: Series.map would infer float64 from ints and None, and turn every seed back into 3.0 or NaN
+    return pd.Series([None if pd.isna(v) else (int(v) if isinstance(v, float) and v.is_integer() else v)
+                      for v in values], index=runs.index, dtype=object)
 
 
 # ------------------------------------------------------------------ scores
@@ -396,8 +398,7 @@ def seed_curves(history: pd.DataFrame, groups: SeedGroups, metrics: str | Sequen
                 frames.append(pd.DataFrame({C.GROUP: group, C.METRIC: metric, C.STEP: grid[covered].astype("int64"),
                                             C.ESTIMATE: estimate[covered], C.LOW: low[covered], C.HIGH: high[covered],
                                             C.N_RUNS: n[covered]}))
-        if not frames:
-            return pd.DataFrame(columns=C.CURVE_COLUMNS)
+        # hist holds finite points of a wanted metric from a member run: some group has a curve
         return pd.concat(frames, ignore_index=True)[C.CURVE_COLUMNS]
 
 
