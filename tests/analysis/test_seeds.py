@@ -159,8 +159,15 @@ def test_estimates_come_in_the_scores_order_of_groups_and_an_empty_input_gives_t
     assert list(performance_profiles(empty).columns) == C.PROFILE_COLUMNS
 
 
+def _many_scores() -> pd.DataFrame:
+    """Two groups of 18 runs on two tasks (7 and 11 runs): replicates with many distinct values."""
+    rng = np.random.default_rng(11)
+    tasks = ["t1"] * 7 + ["t2"] * 11
+    return _scores({"a": rng.normal(0, 1, 18), "b": rng.normal(0.5, 1, 18)}, tasks={"a": tasks, "b": tasks})
+
+
 def test_defaults_are_2000_replicates_from_seed_0_and_a_seed_repeats_its_answer():
-    scores = _scores({"a": [1, 5, 2, 8, 3, 9], "b": [4, 4, 9, 1, 7, 2]})
+    scores = _many_scores()
     pd.testing.assert_frame_equal(score_intervals(scores), score_intervals(scores, reps=2000, seed=0))
     profiles = performance_profiles(scores)
     pd.testing.assert_frame_equal(profiles, performance_profiles(scores, points=101, reps=2000, seed=0))
@@ -182,8 +189,18 @@ def test_arguments_are_checked_with_a_sentence_naming_them():
     assert len(score_intervals(scores, reps=1, ci=0.01)) == 3  # the smallest valid arguments
     with pytest.raises(ValueError, match=re.escape("statistics=['mode']: use some of")):
         score_intervals(scores, statistics=["mode"])
-    with pytest.raises(ValueError, match=re.escape("statistics includes 'optimality_gap' but no targets= was given")):
+    with pytest.raises(ValueError) as raised:
         score_intervals(scores, statistics=[C.OPTIMALITY_GAP])
+    assert str(raised.value) == ("statistics includes 'optimality_gap' but no targets= was given: pass the score to "
+                                 "measure against, e.g. targets={'eval/mean_reward': 500}.")
+
+
+def test_a_stratum_is_a_task_by_name_wherever_its_rows_are():
+    scores = _many_scores()
+    by_task_last = pd.concat([scores[scores[C.TASK] == "t2"], scores[scores[C.TASK] == "t1"]], ignore_index=True)
+    pd.testing.assert_frame_equal(score_intervals(by_task_last, reps=300), score_intervals(scores, reps=300))
+    pd.testing.assert_frame_equal(performance_profiles(by_task_last, points=5, reps=300),
+                                  performance_profiles(scores, points=5, reps=300))
 
 
 # ------------------------------------------------------------------ probability of improvement
@@ -515,6 +532,8 @@ def test_curves_sort_steps_read_only_the_metrics_asked_and_skip_groups_without_p
     assert curves[C.STEP].tolist() == [0, 20] and curves[C.ESTIMATE].tolist() == [2.0, 4.0]  # steps sorted first
     loss = seed_curves(hist, groups, metrics="train/loss", statistic=C.MEAN, reps=100)
     assert loss[C.GROUP].tolist() == ["arm=a", "arm=b"] and loss[C.ESTIMATE].tolist() == [1.0, 9.0]
+    asked = seed_curves(hist, groups, metrics=["train/loss", REWARD], reps=100)  # history has the reward first
+    assert asked[C.METRIC].unique().tolist() == ["train/loss", REWARD]
     assert list(seed_curves(hist, groups, metrics="absent/metric").columns) == C.CURVE_COLUMNS
 
 
@@ -527,8 +546,8 @@ def test_the_grid_is_the_logged_steps_up_to_points_of_them():
 
 
 def test_curve_defaults_repeat_and_bad_arguments_are_named():
-    ids = [f"{i:032x}" for i in range(3)]
-    groups = seed_groups(pd.DataFrame({C.RUN_ID: ids, "params.seed": range(3)}))
+    ids = [f"{i:032x}" for i in range(12)]
+    groups = seed_groups(pd.DataFrame({C.RUN_ID: ids, "params.seed": range(12)}))
     rng = np.random.default_rng(1)
     hist = _history({rid: [(s, float(v)) for s, v in enumerate(rng.normal(size=300))] for rid in ids})
     curves = seed_curves(hist, groups)
