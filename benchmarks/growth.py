@@ -4,6 +4,7 @@ Usage:
     python benchmarks/growth.py                        # sqlite and PostgreSQL, up to 1,000,000 points
     python benchmarks/growth.py --full                 # the points axis up to 20,000,000
     python benchmarks/growth.py --no-postgres --out growth.html
+    python benchmarks/growth.py --full --max-runs 0 --min-points 10000000   # only 10M -> 20M points
 
 For each store size, side by side in one process: ``runs()`` against
 ``mlflow.search_runs``, and ``history()`` cold (a fresh store object, an empty cache),
@@ -210,7 +211,7 @@ def run_backend(backend: str, make_uri: Callable[[str], str], args: argparse.Nam
     so a change in the machine's load falls on all sizes alike; medians of the rounds."""
     shapes = [("runs", n, n, 3, 10) for n in (10, 100, 1000, 10_000) if n <= args.max_runs]
     shapes += [("points", p, 10, 5, p // 50) for p in (10_000, 100_000, 1_000_000, 10_000_000, 20_000_000)
-               if p <= args.max_points]
+               if args.min_points <= p <= args.max_points]
     stores = []
     for axis, size, n_runs, n_metrics, n_steps in shapes:
         uri = make_uri(f"g_{axis}_{size}")
@@ -241,6 +242,9 @@ def main() -> None:
     parser.add_argument("--max-runs", type=int, default=10_000)
     parser.add_argument("--max-points", type=int, default=1_000_000,
                         help="largest store of the points axis (--full: 20,000,000)")
+    parser.add_argument("--min-points", type=int, default=0,
+                        help="smallest store of the points axis (with --full --max-runs 0 --min-points 10000000:"
+                             " only the two largest)")
     parser.add_argument("--full", action="store_true", help="the points axis up to 20,000,000 (an hour here)")
     parser.add_argument("--repeat", type=int, default=3, help="rounds (stores above 1,000,000 points: one)")
     parser.add_argument("--no-postgres", action="store_true")

@@ -10,8 +10,11 @@ writers call it after closing a run and readers before every listing.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from trackbook.errors import StoreUnavailable
 
@@ -39,6 +42,26 @@ def open_repo(path: Path, *, init: bool = False):
             f".aim, or create one with `mkdir -p {path} && aim init --repo {path}`."
         )
     return Repo(str(path), init=init)
+
+
+@contextlib.contextmanager
+def many_runs(repo) -> Iterator[Callable[[str], Any]]:
+    """Within it: ``get(run_hash)``, a read-only run or None, for reading many runs at once.
+
+    ``Repo.get_run`` lists every run of the repository to check one, and each run then
+    reads its name, experiment and archived flag from Aim's SQL side with a query of its
+    own. Here the run list is read once, and the SQL side for all runs in one query,
+    which is what Aim's own ``query_metrics`` does (``Repo._prepare_runs_cache``); the
+    repository stops using that snapshot on leaving, so later reads see changes.
+    """
+    from aim.sdk.run import Run
+
+    known = set(repo.meta_tree.subtree("chunks").keys())
+    repo._prepare_runs_cache()
+    try:
+        yield lambda run_hash: Run(run_hash, repo=repo, read_only=True) if run_hash in known else None
+    finally:
+        repo.run_props_cache_hint = None
 
 
 def index_pending_runs(repo) -> list[str]:

@@ -181,6 +181,7 @@ def test_a_small_study_by_hand(small_study):
     assert study.direction == "maximize" and study.name == "search" and study.objective_metric == "eval/mean_reward"
     t = study.trials
     assert t["trial_number"].tolist() == [0, 1, 2, 3, 4]  # by the tag, not by start time (reversed here)
+    assert t.index.tolist() == [0, 1, 2, 3, 4]
     assert t["state"].tolist() == ["COMPLETE", "COMPLETE", "FAIL", "RUNNING", "COMPLETE"]
     assert t["objective"].tolist()[:2] == [1.0, 7.0]  # trial 1: the parent's objective metric
     assert np.isnan(t["objective"].iloc[2])  # a failed trial's reward is no objective
@@ -272,6 +273,8 @@ def test_an_optuna_callback_study_reads_numbers_states_and_direction_from_optuna
     assert t["objective"].tolist()[:3] == [0.8, 0.7, 0.3] and np.isnan(t["objective"].iloc[3])
     assert study.best["trial_number"] == 2  # the smallest loss: minimize came from the tags
     assert study.param_columns == ["params.lr"]
+    assert study.completed["trial_number"].tolist() == [0, 2]  # the PRUNED trial's finite loss is not complete
+    assert t.index.tolist() == [0, 1, 2, 3]
     assert repr(study) == "<Study 'sweep': 4 trials {'COMPLETE': 2, 'PRUNED': 1, 'FAIL': 1}, minimize>"
     with pytest.warns(UserWarning, match="inferred objective 'val_loss'"):
         [row] = tb.study_list(store, "optuna").to_dict("records")
@@ -323,7 +326,16 @@ def test_trials_without_number_tags_are_numbered_by_start_then_run_id(tmp_path):
         client.set_tag(runs[2], "trial_number", tags["trial_number"])
         client.set_tag(runs[0], "trial_number", "1")
         client.set_tag(runs[1], "trial_number", "0")
-        assert tb.study(store, parent).trials[C.RUN_ID].tolist() == [runs[1], runs[2], runs[0]]
+        fallback = tb.study(store, parent).trials
+        assert fallback[C.RUN_ID].tolist() == [runs[1], runs[2], runs[0]] and fallback["trial_number"].tolist() == [0, 1, 2]
+    # unique whole numbers on some runs only, a word on another: still start order
+    client.set_tag(runs[0], "trial_number", "x")
+    client.set_tag(runs[1], "trial_number", "2")
+    client.set_tag(runs[2], "trial_number", "3")
+    partial = tb.study(store, parent).trials
+    assert partial[C.RUN_ID].tolist() == [runs[1], runs[2], runs[0]] and partial["trial_number"].tolist() == [0, 1, 2]
+    client.set_tag(runs[0], "trial_number", "1")
+    client.set_tag(runs[1], "trial_number", "0")
     client.set_tag(runs[2], "trial_number", "7")
     numbered = tb.study(store, parent).trials
     assert numbered["trial_number"].tolist() == [0, 1, 7] and numbered[C.RUN_ID].tolist() == runs[1:2] + runs[0:1] + runs[2:3]
@@ -341,6 +353,8 @@ def test_the_direction_is_inferred_from_the_objectives_name_with_a_warning(tmp_p
         with pytest.warns(UserWarning) as got:
             study = tb.study(store, parent)
         message = str(got[0].message)
+        assert (f"inferred objective {metric!r} (the one metric every finished trial logged) and direction {want!r} "
+                f"(from the name {metric!r}); pass") in message
         assert f"inferred objective {metric!r}" in message and f"direction {want!r} (from the name {metric!r})" in message
         assert parent in message and f"Study {name!r}" in message
         assert study.direction == want and study.best["objective"] == best
@@ -379,6 +393,8 @@ def test_a_study_whose_objective_cannot_be_told_raises_and_is_listed_with_nan(tm
     assert table["COMPLETE"].tolist() == [0, 0] and table["FAIL"].tolist() == [1, 3]  # NaN objectives fail
     with pytest.warns(UserWarning, match="Which metric"):
         assert tb.study_list(store, "unknown", direction="minimize")["direction"].tolist() == ["minimize"] * 2
+    with pytest.warns(UserWarning, match="Which metric"):  # spelled as the caller likes, listed as the rest are
+        assert tb.study_list(store, "unknown", direction="MINIMIZE")["direction"].tolist() == ["minimize"] * 2
     named = tb.study_list(store, "unknown", objective="b")["best_objective"]
     assert np.isnan(named.iloc[0]) and named.iloc[1] == 2.0
     with pytest.raises(ValueError, match="direction='sideways'"):
@@ -400,6 +416,7 @@ def test_study_list_sorts_by_start_skips_foreign_parents_and_keeps_finite_bests(
     _trial(client, exp, outside, "stray", start=9_000, metrics={"objective": 1.0})
     with pytest.warns(UserWarning, match="inferred direction 'maximize'"):  # `late` names no direction
         table = tb.study_list(store, "many")
+    assert table.index.tolist() == [0, 1]
     assert table[C.RUN_ID].tolist() == [early, late]  # the stray trial's parent is not in this experiment
     assert table["direction"].tolist() == ["minimize", "maximize"]
     assert table["best_objective"].tolist() == [0.5, 4.0]  # NaN and inf are no best
@@ -407,6 +424,44 @@ def test_study_list_sorts_by_start_skips_foreign_parents_and_keeps_finite_bests(
     assert table["start_time"].is_monotonic_increasing
     assert tb.study(store, early).best["objective"] == 0.5
     assert tb.study_list(store, "parents-elsewhere").empty
+    with pytest.raises(ValueError, match="direction='up'"):  # checked even where there is no study
+        tb.study_list(store, "parents-elsewhere", direction="up")
+    with pytest.raises(tb.RunNotFound, match="has no child runs in experiment 'parents-elsewhere'"):
+        tb.study(store, outside)  # its one child run is in another experiment
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tb.study_list(store, "many", direction="maximize")["best_objective"].tolist() == [2.0, 4.0]
+
+
+def test_direction_tags_other_tools_write_objective_hints_and_float_numbers(tmp_path):
+    store, client = _hand_store(tmp_path)
+    exp = client.create_experiment("tags")
+    # a `direction` tag that is no direction, and a study with no direction tag next to a tagged one
+    odd = client.create_run(exp, run_name="odd", start_time=1).info.run_id
+    plain = client.create_run(exp, run_name="plain", start_time=2).info.run_id
+    for i, value in enumerate([0.4, 0.1]):
+        _trial(client, exp, odd, f"o{i}", start=10 + i, metrics={"val_loss": value},
+               tags={"trial_number": f"{i}.0", "direction": "sideways"})
+        _trial(client, exp, plain, f"p{i}", start=20 + i, metrics={"val_loss": value})
+    for parent in (odd, plain):
+        with pytest.warns(UserWarning, match="direction 'minimize' \\(from the name 'val_loss'\\)"):
+            study = tb.study(store, parent)
+        assert study.direction == "minimize" and study.best["objective"] == 0.1
+    with pytest.warns(UserWarning, match="inferred objective 'val_loss'"):
+        numbered = tb.study(store, odd, direction="minimize").trials["trial_number"]
+    assert numbered.tolist() == [0, 1] and numbered.dtype == "int64"  # tags "0.0", "1.0" are whole numbers
+    with pytest.warns(UserWarning, match="inferred"):
+        tb.study_list(store, "tags")
+    # the finished trials share b and c, a failed one logged a: the hint names a shared metric
+    hint = client.create_run(exp, run_name="hint", start_time=3).info.run_id
+    for i in range(2):
+        _trial(client, exp, hint, f"h{i}", start=30 + i, metrics={"b": 1.0 + i, "c": 2.0})
+    _trial(client, exp, hint, "h2", start=32, status="FAILED", metrics={"a": 1.0})
+    with pytest.raises(StudyObjectiveUnknown) as info:
+        tb.study(store, hint)
+    assert "share ['b', 'c']" in str(info.value) and f"objective=\"b\")" in str(info.value)
+    with pytest.warns(UserWarning, match="Which metric"):
+        tb.study_list(store, "tags")
 
 
 def test_param_columns_follow_the_parents_space_params(tmp_path):

@@ -184,3 +184,15 @@ def test_only_the_runs_named_in_the_signatures_are_cached(tmp_path):
     cache.put_many(both, {"r2": {"b": 1}}, complete=True)
     assert cache.cached_runs() == {"r2"}
     assert _get(cache, {"r2": {"b": 1}}) == ([("r2", "b", 1, -1.0, 11)], [])
+
+
+def test_a_batch_file_holds_only_the_rows_of_the_runs_cached(tmp_path):
+    # the docstring's promise: rows of other runs are left out (they would only take disk space)
+    import pyarrow.parquet as pq
+
+    cache = HistoryCache("store", tmp_path)
+    both = pd.concat([A.assign(**{C.RUN_ID: "r1"}), B.assign(**{C.RUN_ID: "r2"})], ignore_index=True)
+    cache.put_many(both, {"r2": {"b": 1}}, complete=True)
+    (batch,) = cache.folder.glob("*.parquet")
+    table = pq.read_table(batch)
+    assert table.column(C.RUN_ID).to_pylist() == ["r2"] and table.column(C.VALUE).to_pylist() == [-1.0]

@@ -239,3 +239,77 @@ def test_downsample_buckets_round_down_and_a_series_of_exactly_max_points_stays_
         **{C.TIMESTAMP: lambda f: f[C.STEP]}), ["a", "c"])
     out = downsample(both, 4)
     assert out.groupby(C.RUN_ID, observed=True)[C.STEP].apply(list).to_dict() == {"a": [0, 39], "c": [0, 1, 2, 3]}
+
+
+# ---------------------------------------------------------------- the helpers' own answers (small blocks)
+# Expected values are worked out by hand from the codes and keys written below.
+
+from trackbook.store.frames import _all_used, _is_sorted, _utc_array, is_stale
+
+
+def test_all_used_sees_codes_in_every_block_and_ignores_missing():
+    assert _all_used(np.array([0, 1, 2, 0, 1, 2, 3]), 4, block=2) is True  # 3 only in the last block
+    assert _all_used(np.array([3, 0, 1, 2, 2, 2, 2]), 4, block=2) is True  # 3 only at the first code
+    assert _all_used(np.array([0, 2, 0, 2]), 4, block=2) is False  # 1 and 3 unused
+    assert _all_used(np.array([-1, 0, -1]), 1, block=2) is True  # -1: a missing label, no category
+    assert _all_used(np.array([], dtype=np.int8), 0) is True
+    assert _all_used(np.array([], dtype=np.int8), 2) is False
+
+
+def test_is_sorted_compares_keys_primary_last_across_blocks():
+    assert _is_sorted((np.array([2, 1]), np.array([0, 1]))) is True  # decided by the primary key
+    assert _is_sorted((np.array([1, 2, 3, 4]), np.array([7, 7, 7, 7])), block=2) is True  # ties: next key
+    assert _is_sorted((np.array([1, 2, 3, 2]), np.array([7, 7, 7, 7])), block=2) is False
+    # pair 1 decided by the primary key, pair 2 tied on both later keys, then decided by the first
+    assert _is_sorted((np.array([5, 0, 0]), np.array([0, 0, 0]), np.array([0, 1, 1]))) is True
+    assert _is_sorted((np.array([0, 1, 0]), np.array([0, 0, 0]), np.array([0, 1, 1]))) is False
+
+
+def test_utc_array_falls_back_to_the_public_constructor(monkeypatch):
+    # a pandas release whose private constructor refuses our call: the public path (which itself
+    # goes through the constructor, so only the first call fails) must give the same array
+    original, calls = pd.arrays.DatetimeArray._simple_new, []
+
+    def refuses_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise TypeError("_simple_new")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pd.arrays.DatetimeArray, "_simple_new", refuses_once)
+    out = _utc_array(np.array([0, 1_500_000_000], dtype="int64"))
+    assert str(out.dtype) == "datetime64[ns, UTC]"
+    assert list(out) == [pd.Timestamp(0, tz="UTC"), pd.Timestamp("1970-01-01 00:00:01.5", tz="UTC")]
+
+
+def test_is_stale_is_strictly_past_stale_after_seconds():
+    run = _record(1, status="RUNNING", start_time=1_000_000.0, end_time=None)
+    assert is_stale(run, 1_000_000.0 + 900_000, 900) is False  # exactly 900 s: not yet
+    assert is_stale(run, 1_000_000.0 + 900_001, 900) is True
+
+
+def test_finish_history_drops_unused_metrics_sorts_them_and_keeps_missing_runs_missing():
+    raw = _points([("r1", "loss", 1, 1.0, 1), ("r1", "acc", 1, 2.0, 1), (None, "loss", 0, 3.0, 1)])
+    raw[C.METRIC] = pd.Categorical(["loss", "acc", "loss"], categories=["loss", "zeta", "acc"])
+    out = finish_history(raw, ["r0", "r1"])
+    assert list(out[C.METRIC].cat.categories) == ["acc", "loss"]  # "zeta" has no point
+    assert out[C.METRIC].cat.categories.dtype == "str" and out[C.RUN_ID].cat.categories.dtype == "str"
+    # a point of no run sorts first (code -1) and stays without a run
+    assert out[C.RUN_ID].tolist()[1:] == ["r1", "r1"] and pd.isna(out[C.RUN_ID].iloc[0])
+    assert out[C.METRIC].tolist() == ["loss", "acc", "loss"] and out[C.VALUE].tolist() == [3.0, 2.0, 1.0]
+    nobody = finish_history(_points([(None, "m", 0, 1.0, 1), (None, "m", 1, 2.0, 1)]), ["r1"])
+    assert nobody[C.RUN_ID].isna().all() and nobody[C.VALUE].tolist() == [1.0, 2.0]
+
+
+def test_finish_history_keeps_labels_already_right_and_retypes_object_ones():
+    ids = ["r2", "r1"]
+    raw = _points([("r2", "m", 0, 1.0, 1), ("r1", "m", 0, 2.0, 1)])
+    raw[C.RUN_ID] = pd.Categorical(["r2", "r1"], categories=pd.Index(ids, dtype="str"))
+    out = finish_history(raw, ids)
+    assert np.shares_memory(out[C.RUN_ID].array.codes, raw[C.RUN_ID].array.codes)  # kept, not copied
+    raw[C.RUN_ID] = pd.Categorical(["r2", "r1"], categories=pd.Index(ids, dtype=object))
+    out = finish_history(raw, ids)
+    assert out[C.RUN_ID].cat.categories.dtype == "str" and out[C.RUN_ID].tolist() == ids
+    assert empty_history()[C.RUN_ID].cat.categories.dtype == "str"
+    plain = finish_history(_points([("r1", "m", 0, 1.0, 1)]).astype({C.METRIC: object}), ["r1"])
+    assert plain[C.METRIC].cat.categories.dtype == "str"  # object labels come back as str categories

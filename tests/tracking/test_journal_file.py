@@ -419,6 +419,7 @@ def test_offline_writes_replayed_by_sync_match_mlflow(tmp_path: Path, data_dir: 
     for step in range(12):
         tracker.log_metrics({"loss": 1.0 / (step + 1), "reward": float(step)}, step, timestamp_ms=5_000 + step)
     tracker.set_tags({"phase": "done"})
+    assert tracker.flush(0)  # offline, nothing waits for a delivery
     tracker.end_run(C.FAILED)
     found = _journal.read(data_dir / "journals" / local_id)
     assert found.acked == 0 and found.ended and found.problems == []
@@ -442,9 +443,13 @@ def test_a_partly_acknowledged_journal_of_a_dead_writer_resumes_and_ends_killed(
     """What a process that died mid-run leaves: the store has the acked part, the journal the rest."""
     uri = empty_mlflow_db(tmp_path / "mlflow.db")
     tracker = make_tracker(uri)
-    run_id = tracker.start_run("resume", name="r")
+    run_id = tracker.start_run("resume", name="r", wait=10)
+    assert run_id is not None
     tracker.log_metrics({"x": 0.0}, 0, timestamp_ms=10_000)
-    assert tracker.flush(60)
+    deadline = time.monotonic() + 60
+    while not tracker.flush(0.01):  # a delivery that fails or a dead thread is a bug: fail now, not in a minute
+        outbox = tracker._outbox
+        assert outbox.last_error is None and outbox._thread.is_alive() and time.monotonic() < deadline
     journal = tracker.journal
     for step in range(1, 6):
         journal.append(OpKind.METRICS, _points([step]))  # journaled, never delivered: the process died here

@@ -198,7 +198,7 @@ def study_list(store: Store, experiment: str, *, objective: str | None = None,
         ``n_trials``, one count per trial state (``COMPLETE``, ``PRUNED``, ``FAIL``,
         ``RUNNING``) and ``best_objective``.
     """
-    _check_direction(direction)
+    direction = _check_direction(direction)
     runs = store.runs(experiment)
     is_trial = runs[C.PARENT_RUN_ID].notna()
     rows = []
@@ -211,7 +211,7 @@ def study_list(store: Store, experiment: str, *, objective: str | None = None,
             metric, goal = _resolve(parent, trials, objective, direction)
         except StudyObjectiveUnknown as exc:
             warnings.warn(str(exc), UserWarning, stacklevel=2)
-            metric, goal = None, direction or _param(parent, L.PARAM_DIRECTION) or L.MAXIMIZE
+            metric, goal = None, direction or _check_direction(_param(parent, L.PARAM_DIRECTION)) or L.MAXIMIZE
         frame = _trials_frame(trials, metric)
         done = frame.loc[frame[C.STATE] == L.COMPLETE, C.OBJECTIVE].astype(float)
         done = done[np.isfinite(done)]

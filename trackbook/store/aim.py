@@ -8,6 +8,7 @@ Runs written by plain Aim read too: FINISHED once closed, RUNNING while active.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 from pathlib import Path
@@ -65,21 +66,19 @@ class AimStore(Store):
             wanted = {e[C.EXPERIMENT_ID] for e in experiments if e[C.LIFECYCLE_STAGE] == "active"}
         else:
             wanted = set(experiment_ids)
-        records = (_record(run, names) for run in self._fresh_repo().iter_runs() if not run.archived)
+        repo = self._fresh_repo()
+        with _aim.many_runs(repo):
+            records = [_record(run, names) for run in repo.iter_runs() if not run.archived]
         return [r for r in records if r.experiment_id in wanted]
 
     def _get_runs(self, run_ids: list[str]) -> list[RunRecord]:
-        repo = self._fresh_repo()
         names = {e[C.NAME]: e[C.EXPERIMENT_ID] for e in self._list_experiments()}
-        out = []
-        for run_id in run_ids:
-            run = repo.get_run(run_id)
-            if run is not None and not run.archived:
-                out.append(_record(run, names))
-        return out
+        with _aim.many_runs(self._fresh_repo()) as get:
+            runs = [get(run_id) for run_id in run_ids]
+            return [_record(run, names) for run in runs if run is not None and not run.archived]
 
-    def _run(self, run_id: str, repo=None):
-        run = (repo if repo is not None else self._fresh_repo()).get_run(run_id)
+    def _run(self, run_id: str):
+        run = self._fresh_repo().get_run(run_id)
         if run is None:
             raise RunNotFound(self._missing_run_message([run_id]))
         return run
@@ -97,17 +96,19 @@ class AimStore(Store):
         return super()._read_history_after(wanted)
 
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
-        repo = self._fresh_repo()
         wanted = set(metrics)
         series: list[tuple[str, str, np.ndarray, np.ndarray, np.ndarray]] = []
-        for run_id in run_ids:  # one run open at a time: each holds its own RocksDB caches
-            run, metric = self._run(run_id, repo), None
-            for name, context, _ in run.iter_metrics_info():
-                label = _metric_label(name, context.to_dict())
-                metric = run.get_metric(name, context) if label in wanted else None
-                if metric is not None:
-                    series.append((run_id, label, *_series_arrays(metric)))
-            del run, metric
+        with _aim.many_runs(self._fresh_repo()) as get:
+            for run_id in run_ids:  # one run open at a time: each holds its own RocksDB caches
+                run, metric = get(run_id), None
+                if run is None:
+                    raise RunNotFound(self._missing_run_message([run_id]))
+                for name, context, _ in run.iter_metrics_info():
+                    label = _metric_label(name, context.to_dict())
+                    metric = run.get_metric(name, context) if label in wanted else None
+                    if metric is not None:
+                        series.append((run_id, label, *_series_arrays(metric)))
+                del run, metric
         if not series:
             return pd.DataFrame({c: [] for c in C.HISTORY_COLUMNS})
         counts = np.array([len(s[2]) for s in series])
@@ -174,40 +175,78 @@ def _series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _raw_series_arrays(metric: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    from aim.storage.encoding import encode_path
-
     if metric.version != 2:
         raise ValueError("not a version-2 sequence")
     container = metric.series_tree.container
     keys0 = None
     columns = {}
     for column in ("step", "val", "time"):
-        items = list(container.view(encode_path((column,))).items())
-        # zip(*...) splits the pairs in C (a comprehension per pair cost a third of the read)
-        keys, values = zip(*items) if items else ((), ())
-        if keys and not keys[0]:  # the column's own (empty) key sorts first
-            keys, values = keys[1:], values[1:]
+        keys, values = _column_records(container, column, None if keys0 is None else len(keys0))
         if keys0 is None:
             keys0 = keys
-        elif keys != keys0:
+        elif not np.array_equal(keys, keys0):
             raise ValueError("columns are not aligned")
         raw = b"".join(values)
-        if len(raw) != _SCALAR.itemsize * len(keys):
+        if len(raw) != _SCALAR.itemsize * len(values):
             raise ValueError("not scalar records")
         records = np.frombuffer(raw, dtype=_SCALAR)
         flags = records["flag"]
-        if not np.isin(flags, (_INT_FLAG, _FLOAT_FLAG)).all():
+        is_int = flags == _INT_FLAG
+        if not (is_int | (flags == _FLOAT_FLAG)).all():
             raise ValueError("not numbers")
         as_float = records["value"]
         as_int = as_float.view("<i8")
         if column == "step":
-            if not (flags == _INT_FLAG).all():
+            if not is_int.all():
                 raise ValueError("non-integer steps")
             columns[column] = as_int.astype("int64")
         else:
-            columns[column] = np.where(flags == _INT_FLAG, as_int.astype("float64"), as_float)
+            columns[column] = np.where(is_int, as_int.astype("float64"), as_float)
     order = np.argsort(columns["step"], kind="stable")
     return columns["step"][order], columns["val"][order], columns["time"][order]
+
+
+def _column_records(container: Any, column: str, expect: int | None = None) -> tuple[np.ndarray, tuple[bytes, ...]]:
+    """One column of a sequence: its record keys (the step hashes, as a byte matrix)
+    and raw values, in key order.
+
+    A sequence's tree is a prefix view over the run's RocksDB; its records are read
+    straight off the database's iterator from the column's first key while the prefix
+    holds, not through Aim's view layers (which strip the prefix record by record:
+    half of the read); with ``expect`` (the length of a column read before) as that
+    many records and a check of the last. Any other container is read through Aim's
+    own views.
+    """
+    from aim.storage.encoding import encode_path
+
+    prefix = encode_path((column,))
+    db = getattr(getattr(container, "parent", None), "db", None)
+    if db is None:
+        items, strip = list(container.view(prefix).items()), 0
+    else:
+        start = container.absolute_path(prefix)
+        found = db.iteritems()
+        found.seek(start)
+        if expect is None:
+            items = list(itertools.takewhile(lambda item: item[0].startswith(start), found))
+        else:
+            # Keys are sorted, so those sharing the prefix come first and the rest after: drop
+            # the rest. One record past the expected count (and the column's own key) shows a
+            # column longer than expected.
+            items = list(itertools.islice(found, expect + 2))
+            while items and not items[-1][0].startswith(start):
+                items.pop()
+        strip = len(start)
+    # zip(*...) splits the pairs in C (a comprehension per pair cost a third of the read)
+    keys, values = zip(*items) if items else ((), ())
+    if keys and len(keys[0]) == strip:  # the column's own (empty) key sorts first
+        keys, values = keys[1:], values[1:]
+    width = len(keys[0]) if keys else strip
+    joined = b"".join(keys)
+    if len(joined) != width * len(keys):  # step hashes are fixed-width; anything else is not a metric
+        raise ValueError("keys of different lengths")
+    matrix = np.frombuffer(joined, dtype="u1").reshape(len(keys), width)[:, strip:]
+    return matrix, values
 
 
 def _record(run: Any, experiment_ids: dict[str, str]) -> RunRecord:

@@ -63,11 +63,15 @@ class Outbox:
 
     Args:
         send: delivers one operation or raises; called from the delivery thread only.
+        name: names the delivery thread (``trackbook-outbox-{name}``) and spill folders.
         batch_size: most metric points per delivered batch (MLflow takes 1,000).
         flush_interval: seconds between deliveries when nothing asks for one sooner.
         max_points_in_memory: queued points kept in memory before spilling to disk.
         spill_dir: where spilled segments go (a new temporary folder if None).
         journal: where every operation is also written before ``put`` returns.
+        retry_backoff: seconds to wait before retrying a failed delivery, first and
+            longest: the wait doubles from one to the other and starts again at the
+            first after a delivery succeeds (tests set it small).
     """
 
     def __init__(
@@ -80,12 +84,14 @@ class Outbox:
         max_points_in_memory: int = 100_000,
         spill_dir: str | Path | None = None,
         journal: Journal | None = None,
+        retry_backoff: tuple[float, float] = (0.5, 5.0),
     ) -> None:
         self._send = send
         self.name = name
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.max_points_in_memory = max_points_in_memory
+        self.retry_backoff = retry_backoff
         if spill_dir is None and journal is not None:
             spill_dir = journal.folder / "spill"
         self._spill_dir = Path(spill_dir) if spill_dir else None
@@ -228,7 +234,8 @@ class Outbox:
             return batch
 
     def _run(self) -> None:
-        backoff = 0.5
+        first_backoff, longest_backoff = self.retry_backoff
+        backoff = first_backoff
         while True:
             self._wake.wait(self.flush_interval)
             self._wake.clear()
@@ -249,11 +256,11 @@ class Outbox:
                     self.delivery_cpu += time.thread_time() - started
                     self._on_failure(exc)
                     time.sleep(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff = min(backoff * 2, longest_backoff)
                     if self._stop:
                         return
                     continue
-                backoff = 0.5
+                backoff = first_backoff
                 self.delivery_cpu += time.thread_time() - started
                 with self._lock:
                     self._inflight = []
