@@ -1,9 +1,10 @@
 """A pytest plugin for scripts/mutation only (``-p tests._mutation_preload`` in [tool.mutmut]).
 
 mutmut forks one process per mutant from a warmed one. What the selected tests import
-lazily (MLflow's SQL store and its migrations, Optuna's fANOVA with scikit-learn) was
-imported again in every fork, seconds per mutant; imported here, once, in the warmed
-process, every fork has it already. Imports only: no store, thread or file is opened.
+lazily (MLflow's SQL store and its migrations, Optuna's fANOVA with scikit-learn,
+scipy.stats for the seed statistics) was imported again in every fork, seconds per
+mutant; imported here, once, in the warmed process, every fork has it already.
+Imports only: no store, thread or file is opened.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import optuna  # noqa: F401
 import optuna.importance  # noqa: F401
 import sklearn.ensemble  # noqa: F401
 import pyarrow.dataset  # noqa: F401
+import scipy.stats  # noqa: F401
 import sqlalchemy  # noqa: F401
 import sqlalchemy.dialects.sqlite  # noqa: F401
 
