@@ -229,6 +229,12 @@ def _read_all(
 def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
     from pandas.api.types import union_categoricals
 
+    # A part without points (a chunk of runs with none of the metrics, a poll's ranged
+    # series with nothing new) has no label to give its categories the str dtype of the
+    # others: union_categoricals refuses that mix, and the part adds no row anyway.
+    parts = [p for p in parts if len(p)] or parts[:1]
+    if len(parts) == 1:
+        return parts[0]
     return pd.DataFrame(
         {
             col: union_categoricals([p[col] for p in parts]) if col in (C.RUN_ID, C.METRIC)

@@ -1,0 +1,431 @@
+"""The SQL reader of MLflow stores (``trackbook.store._mlflow_sql``) on a small sqlite store.
+
+Runs are written by MLflow's own client into a copy of a migrated empty store (seconds,
+so that scripts/mutation can run these for each mutant); every expected point comes
+from ``MlflowClient.get_metric_history``, with MLflow's stored ``±sys.float_info.max``
+read as ±inf by hand. Both readers run on the same store: ADBC (the ``fast`` extra)
+and the DBAPI fallback a store without it uses.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pandas.testing as pdt
+import pytest
+from mlflow.entities import Metric
+from mlflow.tracking import MlflowClient
+
+import trackbook as tb
+from tests._mlflow_template import empty_mlflow_db
+from trackbook import columns as C
+from trackbook.store import _mlflow_sql as sql
+
+T0 = 1_700_000_000_000
+BIG_STEP = 2**40  # past int32
+
+
+def _points(name: str) -> dict[str, list[tuple[int, float]]]:
+    """Each run's (step, value) points per metric, in the order they are logged."""
+    rng = np.random.default_rng(7)
+    if name == "r0":
+        loss = [(s, float(v)) for s, v in enumerate(rng.normal(size=120))]
+        loss[5], loss[7], loss[9] = (5, math.nan), (7, math.inf), (9, -math.inf)
+        return {"loss": loss, "acc": [(10 * s, s / 30) for s in range(30)],
+                "B": [(s, float(s)) for s in range(10)], "a": [(s, -float(s)) for s in range(10)]}
+    if name == "r1":  # RUNNING: three points a step, a negative step, one far past int32
+        loss = [(-5, 0.25)] + [(s // 3, float(s)) for s in range(60)] + [(BIG_STEP, 1.5)]
+        return {"loss": loss, "acc": [(s, 0.5 + s) for s in range(5)]}
+    if name == "r2":
+        return {"acc": [(s, float(s) ** 0.5) for s in range(20)]}
+    if name == "deleted":
+        return {"loss": [(s, 1.0) for s in range(5)]}
+    return {}  # r4: no metrics
+
+
+_STATUS = {"r0": "FINISHED", "r1": "RUNNING", "r2": "FAILED", "deleted": "FINISHED", "r4": "FINISHED"}
+
+
+def _log(client: MlflowClient, run_id: str, key: str, points, t: list[int]) -> None:
+    """Log ``points`` with strictly increasing timestamps (``t`` is the clock, advanced)."""
+    metrics = []
+    for step, value in points:
+        metrics.append(Metric(key, value, t[0], step))
+        t[0] += 1
+    client.log_batch(run_id, metrics=metrics)
+
+
+def _write(uri: str) -> dict[str, str]:
+    client = MlflowClient(uri)
+    exp = client.create_experiment("sql")
+    ids, clock = {}, [T0]
+    for name in _STATUS:
+        run_id = client.create_run(exp, run_name=name).info.run_id
+        for key, points in _points(name).items():
+            _log(client, run_id, key, points, clock)
+        if _STATUS[name] != "RUNNING":
+            client.set_terminated(run_id, _STATUS[name])
+        ids[name] = run_id
+    client.delete_run(ids["deleted"])
+    return ids
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory) -> tuple[Path, dict[str, str]]:
+    """The store file and its run ids (name -> id); read only: tests that write copy it."""
+    path = tmp_path_factory.mktemp("sql") / "mlflow.db"
+    return path, _write(empty_mlflow_db(path))
+
+
+@pytest.fixture()
+def copy(written, tmp_path):
+    """A private copy of the store, free to be written to: (uri, path, ids)."""
+    path, ids = written
+    shutil.copyfile(path, tmp_path / "mlflow.db")
+    return f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "mlflow.db", ids
+
+
+def _engine(uri: str):
+    return sql.engine_of(MlflowClient(uri))
+
+
+@pytest.fixture(params=["adbc", "dbapi"])
+def reader(request, monkeypatch):
+    """The ADBC reader, or the DBAPI fallback a store without the ``fast`` extra uses."""
+    if request.param == "dbapi":
+        monkeypatch.setattr(sql, "_adbc_connect", lambda engine: None)
+    return request.param
+
+
+def _unstored(value: float) -> float:
+    """MLflow keeps ±inf as ±sys.float_info.max (and get_metric_history returns that)."""
+    return math.copysign(math.inf, value) if abs(value) == sys.float_info.max else value
+
+
+def _expected(uri: str, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
+    """MLflow's own points, ordered by run as given, metric name, step, then time."""
+    client = MlflowClient(uri)
+    rows = [(r, k, m.step, _unstored(m.value), m.timestamp)
+            for r in run_ids for k in metrics for m in client.get_metric_history(r, k)]
+    rows.sort(key=lambda p: (run_ids.index(p[0]), p[1].encode(), p[2], p[4]))
+    return _plain(pd.DataFrame(rows, columns=C.HISTORY_COLUMNS))
+
+
+def _plain(frame: pd.DataFrame) -> pd.DataFrame:
+    """Labels as str, numbers in the types read_points gives (timestamps in ms)."""
+    return frame.astype({C.RUN_ID: "str", C.METRIC: "str", C.STEP: "int64", C.VALUE: "float64",
+                         C.TIMESTAMP: "int64"}).reset_index(drop=True)[C.HISTORY_COLUMNS]
+
+
+def _unordered(frame: pd.DataFrame) -> pd.DataFrame:
+    return _plain(frame).sort_values(C.HISTORY_COLUMNS, ignore_index=True)
+
+
+ALL = ["loss", "acc", "B", "a"]
+
+
+# ------------------------------------------------------------------------ read_points
+
+
+@pytest.mark.parametrize("runs_per_query", [500, 2, 1], ids=["one-query", "chunks-of-2", "a-query-a-run"])
+@pytest.mark.parametrize("order", ["sorted", "reversed"])
+@pytest.mark.parametrize("metrics", [ALL + ["never-logged"], ["loss", "a"]], ids=["all", "some"])
+def test_read_points_equals_mlflows_own_history(written, reader, monkeypatch, runs_per_query, order, metrics):
+    path, ids = written
+    uri = f"sqlite:///{path}"
+    monkeypatch.setattr(sql, "_RUNS_PER_QUERY", runs_per_query)
+    asked = sorted([ids["r0"], ids["r1"], ids["r2"], ids["r4"]], reverse=order == "reversed")
+    got = sql.read_points(_engine(uri), asked, metrics)
+    want = _expected(uri, asked, metrics)
+    assert len(want) == sum(len(_points(n).get(k, [])) for n in ("r0", "r1", "r2") for k in metrics)
+    pdt.assert_frame_equal(_plain(got), want)  # rows in the order history() returns, no sort needed
+    assert [got[c].dtype for c in (C.STEP, C.VALUE, C.TIMESTAMP)] == ["int64", "float64", "int64"]
+    assert all(isinstance(got[c].dtype, pd.CategoricalDtype) for c in (C.RUN_ID, C.METRIC))
+    if runs_per_query == 500:  # one query: the labels are the runs asked for and the metric names, sorted
+        assert list(got[C.RUN_ID].cat.categories) == asked
+        assert list(got[C.METRIC].cat.categories) == sorted(set(want[C.METRIC]))
+
+
+def test_values_nan_and_infinities_come_back(written, reader):
+    path, ids = written
+    got = sql.read_points(_engine(f"sqlite:///{path}"), [ids["r0"]], ["loss"]).set_index(C.STEP)[C.VALUE]
+    assert math.isnan(got[5]) and got[7] == math.inf and got[9] == -math.inf
+    assert got.drop([5, 7, 9]).tolist() == [v for s, v in _points("r0")["loss"] if s not in (5, 7, 9)]
+
+
+def test_nothing_asked_is_an_empty_history_frame(written, reader):
+    path, ids = written
+    engine = _engine(f"sqlite:///{path}")
+    for run_ids, metrics in (([], ["loss"]), ([ids["r0"]], []), ([ids["r4"]], ["loss"])):
+        got = sql.read_points(engine, run_ids, metrics)
+        assert got.empty and list(got.columns) == C.HISTORY_COLUMNS
+
+
+@pytest.mark.parametrize("runs_per_query", [500, 1], ids=["one-query", "a-query-a-run"])
+@pytest.mark.parametrize("metrics", [None, ["loss", "a"]], ids=["every-metric", "some"])
+def test_history_through_the_index_counts_equals_mlflows_own(written, reader, monkeypatch, metrics, runs_per_query):
+    """history() hands read_points the counts its index read, and reads every metric unfiltered.
+    A query a run: runs without the metrics asked (r2, r4) are queries without points."""
+    path, ids = written
+    monkeypatch.setattr(sql, "_RUNS_PER_QUERY", runs_per_query)
+    uri = f"sqlite:///{path}"
+    asked = [ids["r2"], ids["r0"], ids["r4"], ids["r1"]]
+    got = tb.connect(uri).history(asked, metrics, cache=False)
+    want = _expected(uri, asked, metrics or ALL)
+    assert (got[C.TIMESTAMP].astype("int64") // 1_000_000).tolist() == want[C.TIMESTAMP].tolist()
+    pdt.assert_frame_equal(_plain(got.assign(**{C.TIMESTAMP: want[C.TIMESTAMP]})), want)
+
+
+@pytest.mark.parametrize("metrics", [ALL + ["late"], ["loss", "late"]], ids=["every-metric", "some"])
+def test_points_logged_after_the_counts_are_read_again_with_their_labels(copy, reader, metrics):
+    uri, _, ids = copy
+    engine = _engine(uri)
+    asked = [ids["r1"], ids["r0"]]
+    counts = {r.run_id: {k: s[0] for k, s in r.metric_signatures.items()} for r in sql.history_index(engine, asked)}
+    client = MlflowClient(uri)
+    _log(client, ids["r1"], "loss", [(61, 7.0), (3, 8.0)], [T0 + 10_000])  # one past the end, one earlier
+    _log(client, ids["r0"], "late", [(0, 1.0)], [T0 + 10_000])  # a metric the counts do not know
+    got = sql.read_points(engine, asked, metrics, counts)
+    pdt.assert_frame_equal(_unordered(got), _unordered(_expected(uri, asked, metrics)))
+
+
+def test_counts_that_exceed_the_points_read_are_not_trusted(written, reader):
+    path, ids = written
+    uri = f"sqlite:///{path}"
+    asked = [ids["r0"], ids["r1"]]
+    for extra in (1, 1_000_000):  # a point short, or far more than there are
+        counts = {ids["r0"]: {"loss": 120 + extra, "acc": 30}, ids["r1"]: {"loss": 62, "acc": 5}}
+        got = sql.read_points(_engine(uri), asked, ["loss", "acc"], counts)
+        pdt.assert_frame_equal(_unordered(got), _unordered(_expected(uri, asked, ["loss", "acc"])))
+
+
+def test_a_store_without_mlflows_run_key_step_index_is_read_the_same(copy, reader):
+    """Older MLflow schemas lack index_metrics_run_uuid_key_step, which the reads ask sqlite for."""
+    uri, path, ids = copy
+    with sqlite3.connect(path) as db:
+        db.execute("DROP INDEX index_metrics_run_uuid_key_step")
+    asked = [ids["r1"], ids["r0"]]
+    pdt.assert_frame_equal(_plain(sql.read_points(_engine(uri), asked, ALL)), _expected(uri, asked, ALL))
+    series = [(ids["r1"], "loss", 10, None), (ids["r1"], "acc", 2, T0), (ids["r0"], "B", None, None)]
+    got = sql.read_points_from(_engine(uri), series)
+    want = pd.concat([_after(uri, *s) for s in series])
+    assert len(want) == 31 + 3 + 10
+    pdt.assert_frame_equal(_unordered(got), _unordered(want))
+
+
+# Holds an exclusive lock on the database for a second. In another process: in this one,
+# ADBC's own copy of sqlite would not see a lock the sqlite3 module's copy holds.
+_LOCKER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("BEGIN EXCLUSIVE")
+print("locked", flush=True)
+time.sleep(1.0)
+db.rollback()
+"""
+
+
+def test_a_failed_adbc_read_is_read_again_through_the_dbapi_driver(copy, caplog):
+    """A writer holding sqlite's lock: ADBC's read-only handle fails at once, SQLAlchemy's
+    connection waits for the lock (its busy timeout) and reads."""
+    uri, path, ids = copy
+    engine = _engine(uri)
+    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline().strip() == "locked"
+        with caplog.at_level("DEBUG", logger=sql.__name__):
+            got = sql.read_points(engine, [ids["r1"]], ["loss"])
+    finally:
+        locker.wait(timeout=30)
+    pdt.assert_frame_equal(_plain(got), _expected(uri, [ids["r1"]], ["loss"]))
+    assert "the ADBC read failed" in caplog.text and "reading through the DBAPI driver" in caplog.text
+
+
+def test_adbc_opens_the_file_read_only_and_never_an_in_memory_database(written):
+    import sqlalchemy
+
+    path, _ = written
+    conn, placeholder = sql._adbc_connect(_engine(f"sqlite:///{path}"))
+    try:
+        assert placeholder == "?"
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM metrics")
+        assert cur.fetchall()[0][0] > 0
+        with pytest.raises(Exception, match="readonly"):
+            cur.execute("DELETE FROM metrics")
+        cur.close()
+    finally:
+        conn.close()
+    memory = sqlalchemy.create_engine("sqlite://")
+    assert sql._adbc_connect(memory) is None
+    assert memory.url.render_as_string(hide_password=True) in sql._no_adbc  # not asked again
+
+
+# ------------------------------------------------------------------------ the index
+
+
+def _newest_rowid(path: Path, run_id: str, key: str) -> int:
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT MAX(rowid) FROM metrics WHERE run_uuid = ? AND key = ?", (run_id, key)).fetchone()[0]
+
+
+@pytest.mark.parametrize("runs_per_query", [500, 2], ids=["one-query", "chunks-of-2"])
+def test_history_index_has_each_active_runs_status_and_signatures(copy, monkeypatch, runs_per_query):
+    uri, path, ids = copy
+    monkeypatch.setattr(sql, "_RUNS_PER_QUERY", runs_per_query)
+    client = MlflowClient(uri)
+    asked = [ids[n] for n in ("r4", "deleted", "r2", "r0", "r1")] + ["f" * 32]
+    records = {r.run_id: r for r in sql.history_index(_engine(uri), asked)}
+    assert sorted(records) == sorted(ids[n] for n in ("r4", "r2", "r0", "r1"))  # no deleted or unknown run
+    assert {r: rec.status for r, rec in records.items()} == {ids[n]: _STATUS[n] for n in ("r4", "r2", "r0", "r1")}
+    for name in ("r4", "r2", "r0", "r1"):
+        run_id = ids[name]
+        assert records[run_id].metric_signatures == {
+            k: [len(client.get_metric_history(run_id, k)), _newest_rowid(path, run_id, k)] for k in _points(name)}
+    before = records[ids["r1"]].metric_signatures["loss"]
+    _log(client, ids["r1"], "loss", [(0, 9.0)], [T0 + 10_000])  # at an earlier step: latest_metrics stays
+    after = {r.run_id: r for r in sql.history_index(_engine(uri), asked)}[ids["r1"]].metric_signatures["loss"]
+    assert after[0] == before[0] + 1 and after[1] > before[1]
+
+
+def test_history_index_takes_known_signatures_as_they_are_and_still_reads_the_status(copy):
+    uri, path, ids = copy
+    known = {ids["r0"]: {"loss": [1, 2]}, ids["deleted"]: {"loss": [3, 4]}}
+    client = MlflowClient(uri)
+    client.set_terminated(ids["r1"], "KILLED")
+    records = sql.history_index(_engine(uri), [ids["r0"], ids["deleted"], ids["r1"]], known)
+    assert sorted((r.run_id, r.status, r.metric_signatures) for r in records) == sorted([
+        (ids["r0"], "FINISHED", {"loss": [1, 2]}),
+        (ids["r1"], "KILLED", {k: [len(client.get_metric_history(ids["r1"], k)), _newest_rowid(path, ids["r1"], k)]
+                               for k in ("loss", "acc")}),
+    ])
+    assert sql.history_index(_engine(uri), [ids["r0"]], {ids["r0"]: {}})[0].metric_signatures == {}
+
+
+def test_store_version_moves_with_every_point_and_run(copy, tmp_path):
+    import sqlalchemy
+
+    uri, path, ids = copy
+
+    def by_hand() -> tuple[int, int, int]:
+        with sqlite3.connect(path) as db:
+            return (db.execute("SELECT MAX(rowid) FROM metrics").fetchone()[0],
+                    db.execute("SELECT MAX(rowid) FROM runs").fetchone()[0],
+                    db.execute("SELECT COUNT(*) FROM runs").fetchone()[0])
+
+    engine = _engine(uri)
+    first = sql.store_version(engine)
+    assert first == by_hand() and first[2] == len(_STATUS)
+    MlflowClient(uri).log_metric(ids["r0"], "loss", 1.0, step=0)  # an earlier step, a finished run
+    second = sql.store_version(engine)
+    assert second == by_hand() and second[0] == first[0] + 1 and second[1:] == first[1:]
+    empty = _engine(empty_mlflow_db(tmp_path / "empty.db"))
+    assert sql.store_version(empty) == (0, 0, 0)
+    assert sql.store_version(sqlalchemy.create_engine("postgresql+psycopg://u@127.0.0.1:1/db")) is None
+
+
+# ------------------------------------------------------------------------ follow reads
+
+
+def _after(uri: str, run_id: str, key: str, step, timestamp) -> pd.DataFrame:
+    """MLflow's points of a series after (step, timestamp), by the rule read_points_from states."""
+    frame = _expected(uri, [run_id], [key])
+    if step is None:
+        return frame
+    later = frame[C.STEP] > step
+    at = frame[C.STEP] == step
+    return frame[later | (at & (True if timestamp is None else frame[C.TIMESTAMP] > timestamp))]
+
+
+@pytest.mark.parametrize("series_per_query", [200, 1], ids=["one-query", "one-series-a-query"])
+def test_read_points_from_returns_the_points_after_each_cursor(written, reader, monkeypatch, series_per_query):
+    path, ids = written
+    uri = f"sqlite:///{path}"
+    monkeypatch.setattr(sql, "_SERIES_PER_QUERY", series_per_query)
+    client = MlflowClient(uri)
+    at_7 = [m.timestamp for m in client.get_metric_history(ids["r1"], "loss") if m.step == 7]
+    acc_2 = next(m.timestamp for m in client.get_metric_history(ids["r1"], "acc") if m.step == 2)
+    series = [
+        (ids["r0"], "loss", None, None), (ids["r0"], "acc", None, None),  # read whole: one read_points
+        (ids["r2"], "acc", None, None),  # other metrics: another
+        (ids["r1"], "loss", 7, at_7[1]),  # the third point at step 7 on
+        (ids["r1"], "acc", 2, None),  # from step 2 on
+        (ids["r0"], "B", 8, None), (ids["r0"], "a", 3, T0),  # a timestamp before every point at step 3
+    ]
+    got = sql.read_points_from(_engine(uri), series)
+    want = pd.concat([_after(uri, *s) for s in series])
+    assert len(want) == 120 + 30 + 20 + (1 + 3 * 12 + 1) + 3 + 2 + 7
+    pdt.assert_frame_equal(_unordered(got), _unordered(want))
+    assert [got[c].dtype for c in (C.STEP, C.VALUE, C.TIMESTAMP)] == ["int64", "float64", "int64"]
+    only_ranged = sql.read_points_from(_engine(uri), series[3:])
+    pdt.assert_frame_equal(_unordered(only_ranged), _unordered(pd.concat([_after(uri, *s) for s in series[3:]])))
+    only_whole = sql.read_points_from(_engine(uri), series[:3])
+    pdt.assert_frame_equal(_unordered(only_whole), _unordered(pd.concat([_after(uri, *s) for s in series[:3]])))
+
+
+def test_a_poll_whose_ranged_series_have_nothing_new_returns_the_whole_ones(written, reader):
+    """A new series read whole next to series with no point after their cursor (a poll's usual mix)."""
+    path, ids = written
+    uri = f"sqlite:///{path}"
+    series = [(ids["r0"], "acc", None, None), (ids["r1"], "loss", BIG_STEP + 1, None), (ids["r1"], "acc", 4, T0 + 10**6)]
+    got = sql.read_points_from(_engine(uri), series)
+    pdt.assert_frame_equal(_unordered(got), _unordered(_expected(uri, [ids["r0"]], ["acc"])))
+    assert len(got) == 30
+
+
+def test_read_points_from_keeps_nan_and_infinities_and_nothing_asked_is_empty(written, reader):
+    path, ids = written
+    engine = _engine(f"sqlite:///{path}")
+    got = sql.read_points_from(engine, [(ids["r0"], "loss", 5, None)]).set_index(C.STEP)[C.VALUE]
+    assert math.isnan(got[5]) and got[7] == math.inf and got[9] == -math.inf and len(got) == 115
+    for series in ([], [(ids["r4"], "loss", None, None)], [(ids["r0"], "loss", 1_000, None)]):
+        empty = sql.read_points_from(engine, series)
+        assert empty.empty and list(empty.columns) == C.HISTORY_COLUMNS
+
+
+def test_points_after_sql_refuses_other_comparisons():
+    with pytest.raises(ValueError, match="op='<'"):
+        sql.points_after_sql("?", 1, sqlite=True, op="<")
+
+
+# ------------------------------------------------------------------------ small helpers
+
+
+def test_restore_special_values_of_arrays_and_scalars():
+    top = sys.float_info.max
+    below = np.nextafter(top, 0)
+    got = sql.restore_special_values([1.5, top, -top, below, -below, 0.0], [0, 0, 0, 0, 0, 1])
+    assert got.dtype == "float64"
+    np.testing.assert_array_equal(got, [1.5, math.inf, -math.inf, below, -below, math.nan])
+    np.testing.assert_array_equal(sql.restore_special_values(np.array([top, 2.0])), [math.inf, 2.0])
+    for value, want in ((top, math.inf), (-top, -math.inf), (3, 3.0)):
+        scalar = sql.restore_special_values(value)
+        assert type(scalar) is float and scalar == want
+    assert math.isnan(sql.restore_special_values(0.0, True))
+    assert sql.restore_special_values(0.0, False) == 0.0
+
+
+def test_bind_marks_of_each_placeholder_style():
+    assert sql._marks("?", 4, 3) == "?,?,?"
+    assert sql._marks("%s", 0, 2) == "%s,%s"
+    assert sql._marks("$", 2, 3) == "$3,$4,$5"  # PostgreSQL's numbered binds, after the first two
+    assert sql._marks("$", 0, 1) == "$1"
+
+
+def test_the_literal_where_clause_matches_only_the_names_given(written):
+    """What sqlite's standard strings read from it (PostgreSQL's with standard_conforming_strings)."""
+    path, ids = written
+    with sqlite3.connect(path) as db:
+        def count(where: str) -> int:
+            return db.execute(f"SELECT COUNT(*) FROM metrics WHERE {where}").fetchone()[0]
+
+        assert count(sql._where_literal([ids["r0"], "x' OR '1'='1"], ["loss", "it's", "a\\' OR 1=1 --"])) == 120
+        assert count(sql._where_literal([ids["r0"], ids["r2"]], [])) == 120 + 30 + 10 + 10 + 20
+        assert count(sql._where_literal([ids["r1"]], ["acc", "B"])) == 5
