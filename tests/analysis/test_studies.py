@@ -459,7 +459,7 @@ def test_direction_tags_other_tools_write_objective_hints_and_float_numbers(tmp_
     _trial(client, exp, hint, "h2", start=32, status="FAILED", metrics={"a": 1.0})
     with pytest.raises(StudyObjectiveUnknown) as info:
         tb.study(store, hint)
-    assert "share ['b', 'c']" in str(info.value) and f"objective=\"b\")" in str(info.value)
+    assert "share ['b', 'c']" in str(info.value) and "objective=\"b\")" in str(info.value)
     with pytest.warns(UserWarning, match="Which metric"):
         tb.study_list(store, "tags")
 

@@ -351,7 +351,6 @@ def test_read_points_from_returns_the_points_after_each_cursor(written, reader, 
     monkeypatch.setattr(sql, "_SERIES_PER_QUERY", series_per_query)
     client = MlflowClient(uri)
     at_7 = [m.timestamp for m in client.get_metric_history(ids["r1"], "loss") if m.step == 7]
-    acc_2 = next(m.timestamp for m in client.get_metric_history(ids["r1"], "acc") if m.step == 2)
     series = [
         (ids["r0"], "loss", None, None), (ids["r0"], "acc", None, None),  # read whole: one read_points
         (ids["r2"], "acc", None, None),  # other metrics: another

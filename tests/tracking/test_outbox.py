@@ -12,7 +12,6 @@ import json
 import logging
 import math
 import re
-import threading
 import time
 import warnings
 
