@@ -45,21 +45,28 @@ def _points(name: str) -> dict[str, list[tuple[int, float]]]:
         return {"loss": loss, "acc": [(s, 0.5 + s) for s in range(5)]}
     if name == "r2":
         return {"acc": [(s, float(s) ** 0.5) for s in range(20)]}
+    if name == "wide":  # more metric names than int8 category codes hold
+        return {f"m{i:03d}": [(0, float(i)), (1, -float(i))] for i in range(130)}
     if name == "deleted":
         return {"loss": [(s, 1.0) for s in range(5)]}
     return {}  # r4: no metrics
 
 
-_STATUS = {"r0": "FINISHED", "r1": "RUNNING", "r2": "FAILED", "deleted": "FINISHED", "r4": "FINISHED"}
+_STATUS = {"r0": "FINISHED", "r1": "RUNNING", "r2": "FAILED", "deleted": "FINISHED", "r4": "FINISHED",
+           "wide": "FINISHED"}
 
 
 def _log(client: MlflowClient, run_id: str, key: str, points, t: list[int]) -> None:
     """Log ``points`` with strictly increasing timestamps (``t`` is the clock, advanced)."""
-    metrics = []
+    client.log_batch(run_id, metrics=_metrics(key, points, t))
+
+
+def _metrics(key: str, points, t: list[int]) -> list[Metric]:
+    out = []
     for step, value in points:
-        metrics.append(Metric(key, value, t[0], step))
+        out.append(Metric(key, value, t[0], step))
         t[0] += 1
-    client.log_batch(run_id, metrics=metrics)
+    return out
 
 
 def _write(uri: str) -> dict[str, str]:
@@ -68,8 +75,9 @@ def _write(uri: str) -> dict[str, str]:
     ids, clock = {}, [T0]
     for name in _STATUS:
         run_id = client.create_run(exp, run_name=name).info.run_id
-        for key, points in _points(name).items():
-            _log(client, run_id, key, points, clock)
+        batch = [m for key, points in _points(name).items() for m in _metrics(key, points, clock)]
+        for i in range(0, len(batch), 1000):  # MLflow's most metrics per log_batch
+            client.log_batch(run_id, metrics=batch[i : i + 1000])
         if _STATUS[name] != "RUNNING":
             client.set_terminated(run_id, _STATUS[name])
         ids[name] = run_id
@@ -96,12 +104,18 @@ def _engine(uri: str):
     return sql.engine_of(MlflowClient(uri))
 
 
+_FALLBACK = "trackbook: the ADBC read failed (%s); reading through the DBAPI driver"
+
+
 @pytest.fixture(params=["adbc", "dbapi"])
-def reader(request, monkeypatch):
-    """The ADBC reader, or the DBAPI fallback a store without the ``fast`` extra uses."""
+def reader(request, monkeypatch, caplog):
+    """The ADBC reader (which must not have fallen back to the DBAPI one: no failed ADBC
+    read is logged), or the DBAPI fallback a store without the ``fast`` extra uses."""
     if request.param == "dbapi":
         monkeypatch.setattr(sql, "_adbc_connect", lambda engine: None)
-    return request.param
+    with caplog.at_level("DEBUG", logger=sql.__name__):
+        yield request.param
+    assert [r.getMessage() for r in caplog.records if r.msg == _FALLBACK] == []
 
 
 def _unstored(value: float) -> float:
@@ -134,13 +148,20 @@ ALL = ["loss", "acc", "B", "a"]
 # ------------------------------------------------------------------------ read_points
 
 
-@pytest.mark.parametrize("runs_per_query", [500, 2, 1], ids=["one-query", "chunks-of-2", "a-query-a-run"])
-@pytest.mark.parametrize("order", ["sorted", "reversed"])
-@pytest.mark.parametrize("metrics", [ALL + ["never-logged"], ["loss", "a"]], ids=["all", "some"])
-def test_read_points_equals_mlflows_own_history(written, reader, monkeypatch, runs_per_query, order, metrics):
+@pytest.mark.parametrize(("order", "runs_per_query", "batch_rows", "metrics"), [
+    ("sorted", 500, 7, ALL + ["never-logged"]),  # the database's order: rows go where they come, 7 a batch
+    ("reversed", 500, 7, ALL + ["never-logged"]),  # rows moved into the order asked, batches across series
+    ("reversed", 2, None, ALL),  # queries of two runs, concatenated
+    ("sorted", 1, None, ["loss", "a"]),  # a query a run: some find none of these metrics
+], ids=["db-order", "reordered", "chunks-of-2", "a-query-a-run"])
+def test_read_points_equals_mlflows_own_history(written, reader, monkeypatch, order, runs_per_query, batch_rows,
+                                                metrics):
     path, ids = written
     uri = f"sqlite:///{path}"
     monkeypatch.setattr(sql, "_RUNS_PER_QUERY", runs_per_query)
+    if batch_rows:
+        monkeypatch.setattr(sql, "_FETCH_ROWS", batch_rows)
+        monkeypatch.setattr(sql, "_ADBC_BATCH_ROWS", batch_rows)
     asked = sorted([ids["r0"], ids["r1"], ids["r2"], ids["r4"]], reverse=order == "reversed")
     got = sql.read_points(_engine(uri), asked, metrics)
     want = _expected(uri, asked, metrics)
@@ -151,6 +172,15 @@ def test_read_points_equals_mlflows_own_history(written, reader, monkeypatch, ru
     if runs_per_query == 500:  # one query: the labels are the runs asked for and the metric names, sorted
         assert list(got[C.RUN_ID].cat.categories) == asked
         assert list(got[C.METRIC].cat.categories) == sorted(set(want[C.METRIC]))
+
+
+def test_more_metric_names_than_int8_codes_hold(written):
+    path, ids = written
+    uri = f"sqlite:///{path}"
+    names = sorted(_points("wide"))
+    got = sql.read_points(_engine(uri), [ids["wide"], ids["r0"]], [*names, "loss"])
+    pdt.assert_frame_equal(_plain(got), _expected(uri, [ids["wide"], ids["r0"]], [*names, "loss"]))
+    assert got[C.METRIC].nunique() == 131 and got[C.METRIC].iloc[-1] == "loss"
 
 
 def test_values_nan_and_infinities_come_back(written, reader):
@@ -168,8 +198,8 @@ def test_nothing_asked_is_an_empty_history_frame(written, reader):
         assert got.empty and list(got.columns) == C.HISTORY_COLUMNS
 
 
-@pytest.mark.parametrize("runs_per_query", [500, 1], ids=["one-query", "a-query-a-run"])
-@pytest.mark.parametrize("metrics", [None, ["loss", "a"]], ids=["every-metric", "some"])
+@pytest.mark.parametrize(("metrics", "runs_per_query"), [(None, 500), (["loss", "a"], 1)],
+                         ids=["every-metric", "some-a-query-a-run"])
 def test_history_through_the_index_counts_equals_mlflows_own(written, reader, monkeypatch, metrics, runs_per_query):
     """history() hands read_points the counts its index read, and reads every metric unfiltered.
     A query a run: runs without the metrics asked (r2, r4) are queries without points."""
@@ -204,6 +234,20 @@ def test_counts_that_exceed_the_points_read_are_not_trusted(written, reader):
         counts = {ids["r0"]: {"loss": 120 + extra, "acc": 30}, ids["r1"]: {"loss": 62, "acc": 5}}
         got = sql.read_points(_engine(uri), asked, ["loss", "acc"], counts)
         pdt.assert_frame_equal(_unordered(got), _unordered(_expected(uri, asked, ["loss", "acc"])))
+
+
+def test_true_counts_of_zero_and_counts_of_other_runs_read_the_same(written, reader):
+    """A metric counted at 0 points (it has none), between others in the database's order;
+    counts that cover none of the runs asked are not used."""
+    path, ids = written
+    uri = f"sqlite:///{path}"
+    asked = sorted([ids["r0"], ids["r2"]], reverse=True)
+    metrics = ["loss", "acc", "ab", "a"]
+    counts = {ids["r0"]: {"loss": 120, "acc": 30, "ab": 0, "a": 10, "B": 10}, ids["r2"]: {"acc": 20, "ab": 0}}
+    want = _expected(uri, asked, metrics)
+    pdt.assert_frame_equal(_plain(sql.read_points(_engine(uri), asked, metrics, counts)), want)
+    others = {ids["r1"]: {"loss": 62, "acc": 5}}
+    pdt.assert_frame_equal(_plain(sql.read_points(_engine(uri), asked, metrics, others)), want)
 
 
 def test_a_store_without_mlflows_run_key_step_index_is_read_the_same(copy, reader):
@@ -245,10 +289,11 @@ def test_a_failed_adbc_read_is_read_again_through_the_dbapi_driver(copy, caplog)
     finally:
         locker.wait(timeout=30)
     pdt.assert_frame_equal(_plain(got), _expected(uri, [ids["r1"]], ["loss"]))
-    assert "the ADBC read failed" in caplog.text and "reading through the DBAPI driver" in caplog.text
+    said = [r.getMessage() for r in caplog.records if r.msg == _FALLBACK]
+    assert len(said) == 1 and "locked" in said[0], caplog.text
 
 
-def test_adbc_opens_the_file_read_only_and_never_an_in_memory_database(written):
+def test_adbc_opens_the_file_read_only_and_never_an_in_memory_database(written, monkeypatch):
     import sqlalchemy
 
     path, _ = written
@@ -263,9 +308,22 @@ def test_adbc_opens_the_file_read_only_and_never_an_in_memory_database(written):
         cur.close()
     finally:
         conn.close()
-    memory = sqlalchemy.create_engine("sqlite://")
-    assert sql._adbc_connect(memory) is None
-    assert memory.url.render_as_string(hide_password=True) in sql._no_adbc  # not asked again
+    monkeypatch.setattr(sql, "_no_adbc", set())
+    for url in ("sqlite://", "sqlite:///:memory:"):  # each its own database, ADBC could not see it
+        memory = sqlalchemy.create_engine(url)
+        assert sql._adbc_connect(memory) is None
+        assert sql._no_adbc == {memory.url.render_as_string(hide_password=True)}  # not asked again
+        sql._no_adbc.clear()
+
+
+def test_engine_of_an_sql_store_and_of_others(written):
+    import sqlalchemy
+
+    path, _ = written
+    engine = sql.engine_of(MlflowClient(f"sqlite:///{path}"))
+    assert isinstance(engine, sqlalchemy.engine.Engine) and engine.url.database == str(path)
+    assert sql.engine_of(MlflowClient("http://127.0.0.1:9")) is None  # a server's REST store: no engine
+    assert sql.engine_of(object()) is None
 
 
 # ------------------------------------------------------------------------ the index
@@ -295,8 +353,11 @@ def test_history_index_has_each_active_runs_status_and_signatures(copy, monkeypa
     assert after[0] == before[0] + 1 and after[1] > before[1]
 
 
-def test_history_index_takes_known_signatures_as_they_are_and_still_reads_the_status(copy):
+@pytest.mark.parametrize("runs_per_query", [500, 1], ids=["one-query", "a-query-a-run"])
+def test_history_index_takes_known_signatures_as_they_are_and_still_reads_the_status(copy, monkeypatch,
+                                                                                       runs_per_query):
     uri, path, ids = copy
+    monkeypatch.setattr(sql, "_RUNS_PER_QUERY", runs_per_query)
     known = {ids["r0"]: {"loss": [1, 2]}, ids["deleted"]: {"loss": [3, 4]}}
     client = MlflowClient(uri)
     client.set_terminated(ids["r1"], "KILLED")
@@ -389,9 +450,21 @@ def test_read_points_from_keeps_nan_and_infinities_and_nothing_asked_is_empty(wr
         assert empty.empty and list(empty.columns) == C.HISTORY_COLUMNS
 
 
-def test_points_after_sql_refuses_other_comparisons():
+def test_points_after_sql_reads_from_the_step_by_default_and_refuses_other_comparisons():
+    assert sql.points_after_sql("?", 2, sqlite=True) == sql.points_after_sql("?", 2, sqlite=True, op=">=")
+    assert sql.points_after_sql("?", 1, sqlite=False).count("step >= ?") == 1
     with pytest.raises(ValueError, match="op='<'"):
         sql.points_after_sql("?", 1, sqlite=True, op="<")
+
+
+def test_a_poll_reads_a_step_range_of_mlflows_run_key_step_index(written):
+    path, ids = written
+    with sqlite3.connect(path) as db:
+        plan = db.execute("EXPLAIN QUERY PLAN " + sql.points_after_sql("?", 2, sqlite=True, op=">"),
+                          [ids["r1"], "loss", 10, ids["r0"], "acc", 3]).fetchall()
+    details = [row[-1] for row in plan]
+    assert any("index_metrics_run_uuid_key_step (run_uuid=? AND key=? AND step>?)" in d for d in details), details
+    assert not any(d.startswith("SCAN") for d in details), details
 
 
 # ------------------------------------------------------------------------ small helpers
@@ -428,3 +501,129 @@ def test_the_literal_where_clause_matches_only_the_names_given(written):
         assert count(sql._where_literal([ids["r0"], "x' OR '1'='1"], ["loss", "it's", "a\\' OR 1=1 --"])) == 120
         assert count(sql._where_literal([ids["r0"], ids["r2"]], [])) == 120 + 30 + 10 + 10 + 20
         assert count(sql._where_literal([ids["r1"]], ["acc", "B"])) == 5
+    names = ["it's", "a\\' OR 1=1 --", "''", "plain"]
+    with sqlite3.connect(":memory:") as db:  # a name with quotes is matched as it is
+        db.execute("CREATE TABLE metrics (run_uuid TEXT, key TEXT)")
+        db.executemany("INSERT INTO metrics VALUES (?, ?)", [("r'1", n) for n in names] + [("r2", "it's")])
+        for name in names:
+            where = sql._where_literal(["r'1"], [name])
+            assert db.execute(f"SELECT key FROM metrics WHERE {where}").fetchall() == [(name,)]
+
+
+# ------------------------------------------------------------------------ PostgreSQL's order
+
+#: Metric names whose order differs between bytes and a linguistic collation.
+_PG_KEYS = ["train/loss", "train_loss", "Train", "a", "B", "x y:z"]
+
+
+@pytest.fixture(scope="module")
+def postgres(tmp_path_factory):
+    """A database sorting text by ICU's en-US rules (or the server's default collation, on a
+    server built without ICU): (connect, uri). Only the two catalog and ordering helpers use
+    it, so its start-up is paid by their mutants alone."""
+    import glob
+
+    import psycopg
+
+    from tests.requirements import require
+    from trackbook.servers import postgres_server
+
+    require(bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
+            "PostgreSQL's server binaries (initdb, pg_ctl, postgres)", "apt-get install postgresql")
+    with postgres_server(tmp_path_factory.mktemp("sql-pg"), databases=()) as pg:
+        with psycopg.connect(pg.uri("postgres"), autocommit=True) as admin:
+            try:
+                admin.execute("CREATE DATABASE icu TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                              "LOCALE 'C.UTF-8'")
+            except psycopg.Error:
+                admin.execute("CREATE DATABASE icu")
+        yield pg.uri("icu")
+
+
+def _pg_cursor(uri: str, driver: str):
+    """A connection and its cursor, and the bind placeholder the reader uses with it."""
+    if driver == "adbc":
+        import adbc_driver_postgresql.dbapi as adbc
+
+        conn = adbc.connect(uri)
+        return conn, conn.cursor(), "$"
+    import psycopg
+
+    conn = psycopg.connect(uri, autocommit=True)
+    return conn, conn.cursor(), "%s"
+
+
+@pytest.mark.parametrize("driver", ["adbc", "psycopg"])
+def test_series_are_put_in_postgresqls_own_order_of_run_ids_and_metric_names(postgres, driver):
+    """The order ``ORDER BY run_uuid, key`` gives the points, here from a GROUP BY over a
+    table of MLflow's column types holding these series."""
+    import psycopg
+
+    runs = ["9f" + "0" * 30, "0a" + "f" * 30, "a0" + "1" * 30]
+    series = [(r, k, 10 * i + j) for i, r in enumerate(runs) for j, k in enumerate(_PG_KEYS) if (i + j) % 4]
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute("CREATE TEMP TABLE points (run_uuid VARCHAR(32) NOT NULL, key VARCHAR(250) NOT NULL)")
+        with db.cursor() as cur:
+            cur.executemany("INSERT INTO points VALUES (%s, %s)", [s[:2] for s in series])
+        order = db.execute("SELECT run_uuid, key FROM points GROUP BY run_uuid, key ORDER BY run_uuid, key").fetchall()
+        icu = db.execute("SELECT datlocprovider FROM pg_database WHERE datname = current_database()").fetchone()[0]
+    conn, cur, ph = _pg_cursor(postgres, driver)
+    try:
+        got = sql._in_db_order(cur, ph, series[::-1])
+        assert sql._in_db_order(cur, ph, []) == []
+    finally:
+        cur.close()
+        conn.close()
+    assert [s[:2] for s in got] == [tuple(row) for row in order]
+    assert sorted(got) == sorted(series)  # each with its own count
+    if icu == "i":  # by hand: ICU sorts letters before case, bytes put every capital first
+        keys = [k for r, k, _ in got if r == runs[2]]
+        assert keys.index("a") < keys.index("B")
+
+
+def test_pg_settings_tell_the_collation_of_mlflows_columns_and_how_literals_read(postgres):
+    """On a ``metrics`` table of MLflow's column types (the catalog query reads only its columns' collation)."""
+    import psycopg
+
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute("DROP TABLE IF EXISTS metrics")
+        db.execute("CREATE TABLE metrics (key VARCHAR(250) NOT NULL, run_uuid VARCHAR(32) NOT NULL, step BIGINT)")
+        try:
+            with db.cursor() as cur:
+                assert sql._pg_settings(cur) == (True, True)
+                cur.execute("SET standard_conforming_strings = off")
+                assert sql._pg_settings(cur) == (True, False)
+                cur.execute("SET standard_conforming_strings = on")
+                db.execute('ALTER TABLE metrics ALTER COLUMN key TYPE VARCHAR(250) COLLATE "C"')
+                assert sql._pg_settings(cur) == (False, True)
+                db.execute('ALTER TABLE metrics ALTER COLUMN key TYPE VARCHAR(250) COLLATE "default", '
+                           'ALTER COLUMN run_uuid TYPE VARCHAR(32) COLLATE "C"')
+                assert sql._pg_settings(cur) == (False, True)
+        finally:
+            db.execute("DROP TABLE metrics")
+
+
+def test_each_driver_is_asked_with_its_own_bind_placeholder(written, postgres):
+    """sqlite3 binds ``?``, psycopg ``%s``, ADBC's PostgreSQL driver ``$1``: each read with them."""
+    import sqlalchemy
+
+    path, _ = written
+    pg = sqlalchemy.create_engine(postgres.replace("postgresql://", "postgresql+psycopg://"))
+    for engine, want in ((_engine(f"sqlite:///{path}"), "?"), (pg, "%s")):
+        conn, placeholder = sql._connect(engine)
+        try:
+            assert placeholder == want
+            cur = conn.cursor()
+            cur.execute(f"SELECT {placeholder}", ["one"])
+            assert cur.fetchall()[0][0] == "one"
+        finally:
+            conn.close()
+    conn, placeholder = sql._adbc_connect(pg)
+    try:
+        assert placeholder == "$" and conn.adbc_get_info()["vendor_name"] == "PostgreSQL"
+        cur = conn.cursor()
+        cur.execute("SELECT $1 || $2", ["o", "ne"])
+        assert cur.fetchall()[0][0] == "one"
+        cur.close()
+    finally:
+        conn.close()

@@ -98,6 +98,13 @@ def _adbc_connect(engine: Any) -> tuple[Any, str] | None:
     return conn, placeholder
 
 
+def _no_such_index(exc: Exception) -> bool:
+    """Whether sqlite refused an ``INDEXED BY`` hint because the index is not there: an
+    older MLflow schema without ``index_metrics_run_uuid_key_step`` (any other error is
+    a real one, and goes up)."""
+    return "no such index" in str(exc)
+
+
 def _marks(placeholder: str, start: int, n: int) -> str:
     """``?, ?, ...`` (qmark, %s) or ``$k, $k+1, ...`` (PostgreSQL's numbered binds)."""
     if placeholder == "$":
@@ -291,7 +298,9 @@ def _read_chunk(
             # every point in a temporary B-tree; walking the run index is 3-4x faster.
             try:
                 cur.execute(f"{select} INDEXED BY index_metrics_run_uuid_key_step {order}", query_params)
-            except Exception:  # noqa: BLE001 - an older schema without that index
+            except Exception as exc:  # noqa: BLE001 - sqlite3's and ADBC's errors differ in class
+                if not _no_such_index(exc):
+                    raise
                 cur.execute(f"{select} {order}", query_params)
         elif query_params is None:
             cur.execute(f"{select} {order}")
@@ -540,10 +549,10 @@ def read_points_from(engine: Any, series: list[tuple[str, str, int | None, int |
                     params = [v for item in chunk for v in item[:3]]
                     try:
                         cur.execute(points_after_sql(ph, len(chunk), sqlite=sqlite, op=op), params)
-                    except Exception:  # noqa: BLE001 - an older schema without that index: the planner picks
-                        if not sqlite:
+                    except Exception as exc:  # noqa: BLE001 - sqlite3's and ADBC's errors differ in class
+                        if not (sqlite and _no_such_index(exc)):
                             raise
-                        cur.execute(points_after_sql(ph, len(chunk), sqlite=False, op=op), params)
+                        cur.execute(points_after_sql(ph, len(chunk), sqlite=False, op=op), params)  # the planner picks
                     rows.extend(cur.fetchall())
                     if op == ">":  # the cursor's own step, by time
                         params = [v for r, k, s, t in chunk for v in (k, t, s, r)]
