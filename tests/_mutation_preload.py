@@ -13,7 +13,6 @@ import logging.config  # noqa: F401
 import netrc  # noqa: F401
 import socketserver  # noqa: F401
 
-import adbc_driver_sqlite.dbapi  # noqa: F401
 import alembic.command  # noqa: F401
 import alembic.config  # noqa: F401
 import IPython.core.interactiveshell  # noqa: F401
@@ -24,6 +23,7 @@ import optuna  # noqa: F401
 import optuna.importance  # noqa: F401
 import sklearn.ensemble  # noqa: F401
 import pyarrow.dataset  # noqa: F401
+import pyarrow.ipc  # noqa: F401
 import scipy.stats  # noqa: F401
 import sqlalchemy  # noqa: F401
 import sqlalchemy.dialects.sqlite  # noqa: F401

@@ -293,6 +293,97 @@ def test_a_failed_adbc_read_is_read_again_through_the_dbapi_driver(copy, caplog)
     assert len(said) == 1 and "locked" in said[0], caplog.text
 
 
+def _numbers(path: Path, n: int) -> None:
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE t (a INTEGER PRIMARY KEY)")
+        db.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(0, 2 * n, 2)])
+
+
+def test_an_adbc_read_holds_off_a_writer_of_this_process_and_sees_no_torn_rows(tmp_path):
+    """ADBC's driver carries its own SQLite: loaded into this process, its read would not
+    hold off a commit by the sqlite3 module's copy (MLflow's client logging from a thread
+    of the same kernel), which rewrote the pages under it ("database disk image is
+    malformed", or rows of two states). Read from the worker process, it does."""
+    import sqlalchemy
+
+    path = tmp_path / "numbers.db"
+    _numbers(path, 200_000)  # 1.6 MB of Arrow: far more than a pipe holds, so the read stays open
+    conn, _ = sql._adbc_connect(sqlalchemy.create_engine(f"sqlite:///{path}"))
+    writer = sqlite3.connect(path, timeout=0, isolation_level=None)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT a FROM t ORDER BY a")
+        batches = cur.fetch_record_batch()
+        first = next(batches)
+        writer.execute("BEGIN IMMEDIATE")
+        writer.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(1, 400_000, 2)])
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            writer.execute("COMMIT")
+        rest = [b.column(0).to_numpy() for b in batches]
+        cur.close()
+    finally:
+        conn.close()
+    read = np.concatenate([first.column(0).to_numpy(), *rest])
+    np.testing.assert_array_equal(read, np.arange(0, 400_000, 2))
+    writer.execute("COMMIT")  # the read is over: the lock is free
+    writer.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 400_000
+
+
+def test_trackbook_never_loads_adbcs_sqlite_into_its_own_process(written):
+    """The reads went through ADBC (the worker), yet neither the driver's module nor its
+    library (with its copy of SQLite) is in the reading process."""
+    path, ids = written
+    code = (
+        "import sys; import trackbook as tb; from trackbook.store import _mlflow_sql as sql\n"
+        f"store = tb.connect('sqlite:///{path}')\n"
+        f"assert len(store.history({ids['r1']!r}, cache=False)) > 0\n"
+        "assert sql._no_adbc == set() and sql._sqlite_worker.WORKER._proc.poll() is None\n"
+        "maps = open('/proc/self/maps').read()\n"
+        "assert 'adbc_driver_sqlite' not in sys.modules and 'libadbc_driver_sqlite' not in maps\n"
+        "print('ok')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_a_worker_that_died_is_started_again_and_a_result_left_half_read_is_drained(tmp_path):
+    import sqlalchemy
+
+    from trackbook.store import _sqlite_worker
+
+    path = tmp_path / "numbers.db"
+    _numbers(path, 100_000)
+    engine = sqlalchemy.create_engine(f"sqlite:///{path}")
+    conn, _ = sql._adbc_connect(engine)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT a FROM t ORDER BY a")
+        next(cur.fetch_record_batch())  # left after one batch of several
+        cur.execute("SELECT COUNT(*), MAX(a) FROM t")
+        assert cur.fetchall() == [(100_000, 199_998)]
+        with pytest.raises(_sqlite_worker.WorkerError, match="no such table"):
+            cur.execute("SELECT * FROM nowhere")
+        cur.execute("SELECT 1")
+        assert cur.fetchall() == [(1,)]
+        cur.close()
+    finally:
+        conn.close()
+    first = _sqlite_worker.WORKER._proc
+    first.kill()
+    first.wait()
+    conn, _ = sql._adbc_connect(engine)
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM t")
+        assert cur.fetchall() == [(100_000,)]
+    finally:
+        conn.close()
+    assert _sqlite_worker.WORKER._proc is not first and _sqlite_worker.WORKER._proc.poll() is None
+
+
 def test_adbc_opens_the_file_read_only_and_never_an_in_memory_database(written, monkeypatch):
     import sqlalchemy
 
@@ -627,3 +718,25 @@ def test_each_driver_is_asked_with_its_own_bind_placeholder(written, postgres):
         cur.close()
     finally:
         conn.close()
+
+
+def test_the_adbc_postgresql_session_runs_without_jit_and_keeps_the_urls_own_options(postgres):
+    """JIT compiles each points query for half a second and speeds none of them up; a
+    URL's own ``options`` (a space inside, percent-encoded) still reach the server."""
+    import sqlalchemy
+
+    urls = {
+        postgres: ("off", "4MB"),
+        f"{postgres}?options=-c%20work_mem%3D123MB": ("off", "123MB"),
+        f"{postgres}?options=-c%20jit%3Don": ("on", "4MB"),
+    }
+    for url, want in urls.items():
+        engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        conn, _ = sql._adbc_connect(engine)
+        try:
+            cur = conn.cursor()
+            cur.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+            assert cur.fetchall()[0] == want, url
+            cur.close()
+        finally:
+            conn.close()

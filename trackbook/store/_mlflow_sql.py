@@ -9,9 +9,10 @@ Only SELECTs. Two queries per chunk of runs, both ordered by MLflow's
 The run id and metric name of each point follow from the counts, so no string is
 read per point. Where an ADBC driver is installed (``adbc-driver-sqlite``,
 ``adbc-driver-postgresql``: the ``fast`` extra) the second query lands in Arrow
-columns straight from the database's C client, with no Python object per point;
-elsewhere rows come through the SQLAlchemy engine's DBAPI driver into a NumPy record
-array (the fallback). If a series grew between the two queries (a RUNNING run), the
+columns from the database's C client, with no Python object per point (for sqlite in
+a reading process of its own, :mod:`trackbook.store._sqlite_worker`, whose module
+docstring says why); elsewhere rows come through the SQLAlchemy engine's DBAPI driver
+into a NumPy record array (the fallback). If a series grew between the two queries (a RUNNING run), the
 counts disagree and the chunk is read again with the labels in every row.
 
 Rows come back in the order of the run ids asked for, then metric name and step,
@@ -31,6 +32,7 @@ both are turned back into NaN and ±inf here.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import sys
 from typing import Any
@@ -39,13 +41,14 @@ import numpy as np
 import pandas as pd
 
 from trackbook import columns as C
+from trackbook.store import _sqlite_worker
 from trackbook.store.frames import RunRecord
 
 _log = logging.getLogger(__name__)
 
 _RUNS_PER_QUERY = 500
 _FETCH_ROWS = 100_000
-_ADBC_BATCH_ROWS = 65_536
+_ADBC_BATCH_ROWS = 65_536  # rows per Arrow batch of a sqlite read (the driver's default: 1,024)
 _POINT = np.dtype([("step", "i8"), ("value", "f8"), ("is_nan", "i1"), ("timestamp", "i8")])
 
 #: Engines whose ADBC connection failed once (driver missing or refused): not asked again.
@@ -81,14 +84,15 @@ def _adbc_connect(engine: Any) -> tuple[Any, str] | None:
         if url.get_backend_name() == "sqlite":
             if not url.database or url.database == ":memory:":
                 raise ValueError("an in-memory database is private to its SQLAlchemy connection")
-            import adbc_driver_sqlite.dbapi as adbc
-
-            conn = adbc.connect(f"file:{url.database}?mode=ro")
+            if importlib.util.find_spec("adbc_driver_sqlite") is None:
+                raise ImportError("adbc-driver-sqlite is not installed")
+            # the driver is never loaded into this process: see _sqlite_worker
+            conn = _sqlite_worker.WORKER.connect(url.database, batch_rows=_ADBC_BATCH_ROWS)
             placeholder = "?"
         elif url.get_backend_name() == "postgresql":
             import adbc_driver_postgresql.dbapi as adbc
 
-            conn = adbc.connect(url.set(drivername="postgresql").render_as_string(hide_password=False))
+            conn = adbc.connect(_libpq_uri(url))
             placeholder = "$"
         else:
             raise ValueError(f"no ADBC driver for {url.get_backend_name()}")
@@ -96,6 +100,22 @@ def _adbc_connect(engine: Any) -> tuple[Any, str] | None:
         _no_adbc.add(key)
         return None
     return conn, placeholder
+
+
+def _libpq_uri(url: Any) -> str:
+    """The engine's URL as libpq takes it, with PostgreSQL's JIT off for the session: it
+    compiles each points query (half a second a query at the default ``jit=on``), and a
+    read in index order of four columns gains nothing from it. Options the URL sets are
+    kept (and a ``jit`` setting of its own wins)."""
+    from urllib.parse import quote
+
+    options = url.query.get("options", "")
+    options = " ".join(options) if isinstance(options, tuple) else options
+    if "jit" not in options:
+        options = f"{options} -c jit=off".strip()
+    base = url.set(drivername="postgresql").difference_update_query(["options"]).render_as_string(hide_password=False)
+    # percent-encoded by hand: libpq reads a '+' as itself, not as a space
+    return f"{base}{'&' if '?' in base else '?'}options={quote(options, safe='')}"
 
 
 def _no_such_index(exc: Exception) -> bool:
@@ -203,7 +223,7 @@ def read_points(
         try:
             return _read_all(engine, adbc, run_ids, metrics, counts, arrow=True)
         except Exception as exc:  # noqa: BLE001 - the driver's own errors only; others go up
-            if "adbc" not in type(exc).__module__:
+            if not isinstance(exc, _sqlite_worker.WorkerError) and "adbc" not in type(exc).__module__:
                 raise
             # e.g. sqlite's read-only handle meeting a writer's journal mid-commit: the
             # DBAPI driver (SQLAlchemy's connection, which may wait and write) reads instead
@@ -259,8 +279,6 @@ def _read_chunk(
     params = [*run_ids, *metrics]
     cur = conn.cursor()
     try:
-        if arrow and sqlite:  # bigger batches than the driver's default 1,024 rows
-            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(_ADBC_BATCH_ROWS)})
         default_collation, plain_strings = _pg_settings(cur) if postgres else (False, False)
         # The points come in the database's (run_uuid, key) order, which only it knows
         # for its collation: the counts are put in the same order.
