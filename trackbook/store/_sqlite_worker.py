@@ -58,27 +58,30 @@ def _serve() -> None:  # pragma: no cover - runs in the worker process
         except Exception as exc:  # noqa: BLE001 - every failure goes back to the caller
             status(f"error {exc}")
             continue
+        cur = conn.cursor()
         try:
-            cur = conn.cursor()
-            try:
-                cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(request["batch_rows"])})
-                cur.execute(request["sql"], request["params"] or None)
-                reader = cur.fetch_record_batch()
-            except Exception as exc:  # noqa: BLE001
-                status(f"error {exc}")
-                continue
-            status("ok")
-            failed = None
-            with pa.ipc.new_stream(out, reader.schema) as stream:
-                try:
-                    for batch in reader:
-                        stream.write_batch(batch)
-                except Exception as exc:  # noqa: BLE001 - ends the stream, then says why
-                    failed = exc
-            status("ok" if failed is None else f"error {failed}")
+            cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(request["batch_rows"])})
+            cur.execute(request["sql"], request["params"] or None)
+            reader = cur.fetch_record_batch()
+        except Exception as exc:  # noqa: BLE001
             cur.close()
-        finally:
             conn.close()
+            status(f"error {exc}")
+            continue
+        status("ok")
+        failed = None
+        with pa.ipc.new_stream(out, reader.schema) as stream:
+            try:
+                for batch in reader:
+                    stream.write_batch(batch)
+            except Exception as exc:  # noqa: BLE001 - ends the stream, then says why
+                failed = exc
+        # Closed before the last status line: the caller may write to the file as soon as
+        # it reads that line, and this read's lock must be gone by then.
+        del reader
+        cur.close()
+        conn.close()
+        status("ok" if failed is None else f"error {failed}")
 
 
 # ------------------------------------------------------------------ the caller's side
@@ -203,10 +206,6 @@ class Cursor:
 WORKER = Worker()
 atexit.register(WORKER.stop)
 os.register_at_fork(after_in_child=WORKER._forget)
-
-
-#: The process's one worker, stopped at exit.
-WORKER = Worker()
 
 
 if __name__ == "__main__":
