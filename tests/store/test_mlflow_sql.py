@@ -331,6 +331,7 @@ def test_an_adbc_read_holds_off_a_writer_of_this_process_and_sees_no_torn_rows(t
         assert db.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 400_000
 
 
+@pytest.mark.not_under_mutation  # a fresh interpreter each time: 3-4 s a mutant
 def test_trackbook_never_loads_adbcs_sqlite_into_its_own_process(written):
     """The reads went through ADBC (the worker), yet neither the driver's module nor its
     library (with its copy of SQLite) is in the reading process."""
@@ -607,28 +608,77 @@ def test_the_literal_where_clause_matches_only_the_names_given(written):
 _PG_KEYS = ["train/loss", "train_loss", "Train", "a", "B", "x y:z"]
 
 
+#: The admin URI of a running PostgreSQL server to use instead of starting one: scripts/mutation
+#: starts one for the whole run, so that a mutant's fork does not pay initdb and MLflow's migrations.
+SHARED_POSTGRES = "TRACKBOOK_TEST_POSTGRES"
+
+
 @pytest.fixture(scope="module")
-def postgres(tmp_path_factory):
-    """A database sorting text by ICU's en-US rules (or the server's default collation, on a
-    server built without ICU): (connect, uri). Only the two catalog and ordering helpers use
-    it, so its start-up is paid by their mutants alone."""
+def pg_server(tmp_path_factory):
+    """A function from a database name to its URI on a running PostgreSQL server."""
     import glob
+    import os
 
-    import psycopg
-
+    shared = os.environ.get(SHARED_POSTGRES)
+    if shared:
+        base = shared.rsplit("/", 1)[0]
+        yield lambda database: f"{base}/{database}"
+        return
     from tests.requirements import require
     from trackbook.servers import postgres_server
 
     require(bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
             "PostgreSQL's server binaries (initdb, pg_ctl, postgres)", "apt-get install postgresql")
     with postgres_server(tmp_path_factory.mktemp("sql-pg"), databases=()) as pg:
-        with psycopg.connect(pg.uri("postgres"), autocommit=True) as admin:
-            try:
-                admin.execute("CREATE DATABASE icu TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
-                              "LOCALE 'C.UTF-8'")
-            except psycopg.Error:
-                admin.execute("CREATE DATABASE icu")
-        yield pg.uri("icu")
+        yield pg.uri
+
+
+def _create_icu_database(admin, name: str) -> None:
+    """A database sorting text by ICU's en-US rules (or the server's default collation, on a
+    server built without ICU): "a" before "B", where bytes put every capital first."""
+    import psycopg
+
+    try:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' "
+                      "LOCALE 'C.UTF-8'")
+    except psycopg.Error:
+        admin.execute(f"CREATE DATABASE {name}")
+
+
+@pytest.fixture(scope="module")
+def postgres(pg_server):
+    """A scratch ICU database of this process's own (forks of a mutation run share the server)."""
+    import os
+
+    import psycopg
+
+    name = f"scratch_{os.getpid()}"
+    with psycopg.connect(pg_server("postgres"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name}")
+        _create_icu_database(admin, name)
+    yield pg_server(name)
+    with psycopg.connect(pg_server("postgres"), autocommit=True) as admin:
+        admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+@pytest.fixture(scope="module")
+def pg_written(pg_server) -> tuple[str, dict[str, str]]:
+    """The runs of ``written``, logged by MLflow's client into an MLflow store on PostgreSQL
+    (an ICU database, whose order of metric names is not Python's): (uri, name -> id).
+    Written once per server and read only, under a lock for concurrent forks."""
+    import psycopg
+
+    uri = pg_server("mlflow_sql").replace("postgresql://", "postgresql+psycopg://")
+    with psycopg.connect(pg_server("postgres"), autocommit=True) as admin:
+        admin.execute("SELECT pg_advisory_lock(7341)")
+        try:
+            if admin.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow_sql'").fetchone() is None:
+                _create_icu_database(admin, "mlflow_sql")
+                return uri, _write(uri)
+            with psycopg.connect(pg_server("mlflow_sql")) as db:
+                return uri, dict(db.execute("SELECT name, run_uuid FROM runs").fetchall())
+        finally:
+            admin.execute("SELECT pg_advisory_unlock(7341)")
 
 
 def _pg_cursor(uri: str, driver: str):
@@ -740,3 +790,101 @@ def test_the_adbc_postgresql_session_runs_without_jit_and_keeps_the_urls_own_opt
             cur.close()
         finally:
             conn.close()
+
+
+# ------------------------------------------------------------------------ PostgreSQL end to end
+
+
+@pytest.fixture(params=["adbc", "psycopg"])
+def pg_reader(request, monkeypatch, caplog):
+    """ADBC's PostgreSQL driver (never fallen back from), or psycopg, the DBAPI fallback."""
+    if request.param == "psycopg":
+        monkeypatch.setattr(sql, "_adbc_connect", lambda engine: None)
+    with caplog.at_level("DEBUG", logger=sql.__name__):
+        yield request.param
+    assert [r.getMessage() for r in caplog.records if r.msg == _FALLBACK] == []
+
+
+@pytest.mark.parametrize(("runs_per_query", "fetch_rows", "metrics", "counted"), [
+    (500, None, ALL + ["never-logged"], False),  # counted by the database, in its own order
+    (2, 7, ALL, True),  # the index's counts, every metric (no key filter), two runs a query, 7 rows a fetch
+    (1, None, ["loss", "a"], True),  # the index's counts, some metrics, a query a run
+], ids=["counted-by-the-database", "index-counts-every-metric", "index-counts-some-a-query-a-run"])
+@pytest.mark.parametrize("strings", ["standard", "escaped"])
+def test_postgresql_reads_equal_mlflows_own_history(pg_written, pg_reader, monkeypatch, runs_per_query, fetch_rows,
+                                                    metrics, counted, strings):
+    """The whole read on an MLflow store on PostgreSQL, both drivers: the points, in the order
+    asked (run as given, metric name by code point, step) though the database sorts "a" before
+    "B". Points at one step come in any order (PostgreSQL's index holds no timestamp);
+    history() puts them in time order, as MLflow's client returns them. A session where
+    backslashes escape in literals (``standard_conforming_strings=off``) is sent its run ids
+    and names as numbered bind parameters ($1, $2, ...), never written into the query."""
+    uri, ids = pg_written
+    if strings == "escaped":
+        uri += "?options=-c%20standard_conforming_strings%3Doff"
+    monkeypatch.setattr(sql, "_RUNS_PER_QUERY", runs_per_query)
+    if fetch_rows:
+        monkeypatch.setattr(sql, "_FETCH_ROWS", fetch_rows)
+    engine = _engine(uri)
+    asked = [ids["r1"], ids["r4"], ids["r0"], ids["r2"]]
+    counts = ({r.run_id: {k: s[0] for k, s in r.metric_signatures.items()} for r in sql.history_index(engine, asked)}
+              if counted else None)
+    got = sql.read_points(engine, asked, metrics, counts)
+    want = _expected(uri, asked, metrics)
+    assert len(want) == sum(len(_points(n).get(k, [])) for n in ("r0", "r1", "r2") for k in metrics)
+    pdt.assert_frame_equal(_unordered(got), _unordered(want))
+    keys = list(zip(got[C.RUN_ID].map(asked.index), got[C.METRIC].astype(str).str.encode("utf-8"), got[C.STEP]))
+    assert keys == sorted(keys)
+    if runs_per_query == 500:
+        assert list(got[C.METRIC].cat.categories) == sorted(set(want[C.METRIC]))
+    history = tb.connect(uri).history(asked, None if counted and metrics == ALL else metrics, cache=False)
+    pdt.assert_frame_equal(_plain(history.assign(**{C.TIMESTAMP: history[C.TIMESTAMP].astype("int64") // 1_000_000})),
+                           want)
+
+
+def test_postgresql_history_index_signatures_are_count_and_largest_step(pg_written):
+    uri, ids = pg_written
+    client = MlflowClient(uri)
+    asked = [ids[n] for n in ("r4", "deleted", "r2", "r0", "r1", "wide")]
+    records = {r.run_id: r for r in sql.history_index(_engine(uri), asked)}
+    assert sorted(records) == sorted(ids[n] for n in ("r4", "r2", "r0", "r1", "wide"))
+    for name in ("r4", "r2", "r0", "r1", "wide"):
+        history = {k: client.get_metric_history(ids[name], k) for k in _points(name)}
+        assert records[ids[name]].status == _STATUS[name]
+        assert records[ids[name]].metric_signatures == {
+            k: [len(ms), max(m.step for m in ms)] for k, ms in history.items()}
+    assert records[ids["r1"]].metric_signatures["loss"] == [62, BIG_STEP]
+
+
+def test_postgresql_follow_reads_return_the_points_after_each_cursor(pg_written, pg_reader):
+    uri, ids = pg_written
+    at_7 = [m.timestamp for m in MlflowClient(uri).get_metric_history(ids["r1"], "loss") if m.step == 7]
+    series = [(ids["r0"], "B", None, None), (ids["r0"], "a", None, None), (ids["r1"], "loss", 7, at_7[1]),
+              (ids["r1"], "acc", 2, None), (ids["r0"], "a", 3, T0)]
+    got = sql.read_points_from(_engine(uri), series)
+    want = pd.concat([_after(uri, *s) for s in series])
+    assert len(want) == 10 + 10 + (1 + 3 * 12 + 1) + 3 + 7
+    pdt.assert_frame_equal(_unordered(got), _unordered(want))
+
+
+def test_postgresql_driver_errors_are_read_again_through_psycopg_and_other_errors_go_up(pg_written, monkeypatch,
+                                                                                      caplog):
+    """An error of ADBC's driver (here a query it alone is sent: the one with its values
+    written in) is logged and read again by psycopg; any other error is a real one."""
+    uri, ids = pg_written
+    engine = _engine(uri)
+    monkeypatch.setattr(sql, "_where_literal", lambda run_ids, keys: "no_such_column = 1")
+    with caplog.at_level("DEBUG", logger=sql.__name__):
+        got = sql.read_points(engine, [ids["r0"]], ["loss", "a"])
+    pdt.assert_frame_equal(_unordered(got), _unordered(_expected(uri, [ids["r0"]], ["loss", "a"])))
+    said = [r.getMessage() for r in caplog.records if r.msg == _FALLBACK]
+    assert len(said) == 1 and "no_such_column" in said[0], caplog.text
+
+    def null_steps(cur):
+        raise ValueError("NULL step in MLflow's metrics table")
+        yield
+
+    monkeypatch.undo()
+    monkeypatch.setattr(sql, "_arrow_batches", null_steps)
+    with pytest.raises(ValueError, match="NULL step"):
+        sql.read_points(engine, [ids["r0"]], ["loss"])

@@ -422,8 +422,8 @@ class _Plan:
             return slice(at, at + n)
         first, last = np.searchsorted(self.db_ends, [at, at + n - 1], side="right")
         ends = self.db_ends[first : last + 1]
+        # never negative: series first and last hold rows at and at + n - 1, those between lie inside
         lengths = np.minimum(ends, at + n) - np.maximum(ends - self.db_counts[first : last + 1], at)
-        np.maximum(lengths, 0, out=lengths)  # an empty series inside the range
         out = np.repeat(self.shift[first : last + 1], lengths)
         out += np.arange(at, at + n, dtype=np.int64)
         return out
