@@ -11,6 +11,10 @@ import os
 
 import pytest
 
+#: The admin URI of a running PostgreSQL server for the tests to use instead of starting one:
+#: scripts/mutation starts one for its whole run, so a mutant's fork pays no initdb or migrations.
+SHARED_POSTGRES = "TRACKBOOK_TEST_POSTGRES"
+
 
 def in_ci() -> bool:
     return os.environ.get("CI", "").lower() in ("1", "true", "yes")

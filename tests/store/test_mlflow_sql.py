@@ -608,25 +608,20 @@ def test_the_literal_where_clause_matches_only_the_names_given(written):
 _PG_KEYS = ["train/loss", "train_loss", "Train", "a", "B", "x y:z"]
 
 
-#: The admin URI of a running PostgreSQL server to use instead of starting one: scripts/mutation
-#: starts one for the whole run, so that a mutant's fork does not pay initdb and MLflow's migrations.
-SHARED_POSTGRES = "TRACKBOOK_TEST_POSTGRES"
-
-
 @pytest.fixture(scope="module")
 def pg_server(tmp_path_factory):
     """A function from a database name to its URI on a running PostgreSQL server."""
     import glob
     import os
 
+    from tests.requirements import SHARED_POSTGRES, require
+    from trackbook.servers import postgres_server
+
     shared = os.environ.get(SHARED_POSTGRES)
     if shared:
         base = shared.rsplit("/", 1)[0]
         yield lambda database: f"{base}/{database}"
         return
-    from tests.requirements import require
-    from trackbook.servers import postgres_server
-
     require(bool(shutil.which("initdb") or glob.glob("/usr/lib/postgresql/*/bin/initdb")),
             "PostgreSQL's server binaries (initdb, pg_ctl, postgres)", "apt-get install postgresql")
     with postgres_server(tmp_path_factory.mktemp("sql-pg"), databases=()) as pg:
@@ -795,23 +790,13 @@ def test_the_adbc_postgresql_session_runs_without_jit_and_keeps_the_urls_own_opt
 # ------------------------------------------------------------------------ PostgreSQL end to end
 
 
-@pytest.fixture(params=["adbc", "psycopg"])
-def pg_reader(request, monkeypatch, caplog):
-    """ADBC's PostgreSQL driver (never fallen back from), or psycopg, the DBAPI fallback."""
-    if request.param == "psycopg":
-        monkeypatch.setattr(sql, "_adbc_connect", lambda engine: None)
-    with caplog.at_level("DEBUG", logger=sql.__name__):
-        yield request.param
-    assert [r.getMessage() for r in caplog.records if r.msg == _FALLBACK] == []
-
-
 @pytest.mark.parametrize(("runs_per_query", "fetch_rows", "metrics", "counted"), [
     (500, None, ALL + ["never-logged"], False),  # counted by the database, in its own order
     (2, 7, ALL, True),  # the index's counts, every metric (no key filter), two runs a query, 7 rows a fetch
     (1, None, ["loss", "a"], True),  # the index's counts, some metrics, a query a run
 ], ids=["counted-by-the-database", "index-counts-every-metric", "index-counts-some-a-query-a-run"])
 @pytest.mark.parametrize("strings", ["standard", "escaped"])
-def test_postgresql_reads_equal_mlflows_own_history(pg_written, pg_reader, monkeypatch, runs_per_query, fetch_rows,
+def test_postgresql_reads_equal_mlflows_own_history(pg_written, reader, monkeypatch, runs_per_query, fetch_rows,
                                                     metrics, counted, strings):
     """The whole read on an MLflow store on PostgreSQL, both drivers: the points, in the order
     asked (run as given, metric name by code point, step) though the database sorts "a" before
@@ -856,7 +841,7 @@ def test_postgresql_history_index_signatures_are_count_and_largest_step(pg_writt
     assert records[ids["r1"]].metric_signatures["loss"] == [62, BIG_STEP]
 
 
-def test_postgresql_follow_reads_return_the_points_after_each_cursor(pg_written, pg_reader):
+def test_postgresql_follow_reads_return_the_points_after_each_cursor(pg_written, reader):
     uri, ids = pg_written
     at_7 = [m.timestamp for m in MlflowClient(uri).get_metric_history(ids["r1"], "loss") if m.step == 7]
     series = [(ids["r0"], "B", None, None), (ids["r0"], "a", None, None), (ids["r1"], "loss", 7, at_7[1]),
