@@ -9,11 +9,13 @@ and the DBAPI fallback a store without it uses.
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import sqlite3
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -481,7 +483,35 @@ def test_store_version_moves_with_every_point_and_run(copy, tmp_path):
     assert second == by_hand() and second[0] == first[0] + 1 and second[1:] == first[1:]
     empty = _engine(empty_mlflow_db(tmp_path / "empty.db"))
     assert sql.store_version(empty) == (0, 0, 0)
-    assert sql.store_version(sqlalchemy.create_engine("postgresql+psycopg://u@127.0.0.1:1/db")) is None
+    mysql = types.SimpleNamespace(url=sqlalchemy.engine.make_url("mysql://u@127.0.0.1:1/db"))
+    assert sql.store_version(mysql) is None  # no cheap answer there: asked nothing
+
+
+def test_segments_are_where_the_steps_fall_and_only_where_that_tells_every_series():
+    """Steps climb within a series; a fall begins the next one. Where there are fewer
+    falls than series boundaries (a series beginning at or above the last one's end),
+    or a series does not end at its largest step, the steps cannot tell: None."""
+    ends = [("r0", "a", 9), ("r0", "b", 4), ("r1", "a", 2)]
+    steps = [np.arange(10), np.arange(3), np.array([3, 4, 0, 1, 2])]  # the falls: inside a batch and between two
+    assert sql._segments(steps, ends) == [("r0", "a", 10), ("r0", "b", 5), ("r1", "a", 3)]
+    assert sql._segments([np.arange(10), np.array([], dtype=np.int64), np.arange(5), np.arange(3)], ends) == [
+        ("r0", "a", 10), ("r0", "b", 5), ("r1", "a", 3)]
+    assert sql._segments([np.array([5, 5, 5])], [("r0", "a", 5)]) == [("r0", "a", 3)]
+    assert sql._segments([np.arange(10), np.arange(10, 15), np.arange(3)], ends) is None  # "b" begins at 10
+    assert sql._segments([np.arange(10), np.arange(4), np.arange(3)], ends) is None  # "b" ends at 3, not 4
+    assert sql._segments([np.arange(10), np.arange(5), np.arange(3), np.arange(2)], ends) is None  # a fourth series
+    assert sql._segments([np.array([], dtype=np.int64)], [("r0", "a", 0)]) is None  # no point, one series
+    assert sql._segments([], []) is None
+    assert sql._segments([np.arange(4), np.array([3])], [("r0", "a", 3), ("r0", "b", 3)]) is None  # no fall at 3, 3
+
+
+def test_signatures_of_points_are_count_and_largest_step_grouped_or_not():
+    frame = pd.DataFrame({C.RUN_ID: ["x", "x", "y", "x", "y", "x"], C.METRIC: ["m", "m", "m", "n", "m", "m"],
+                          C.STEP: [0, 7, 3, 2, 1, 5], C.VALUE: 0.0, C.TIMESTAMP: 0})
+    assert sql.signatures_of(frame) == {"x": {"m": [3, 7], "n": [1, 2]}, "y": {"m": [2, 3]}}
+    grouped = frame.sort_values([C.RUN_ID, C.METRIC, C.STEP]).astype({C.RUN_ID: "category", C.METRIC: "category"})
+    assert sql.signatures_of(grouped) == sql.signatures_of(frame)
+    assert sql.signatures_of(frame.iloc[:0]) == {}
 
 
 # ------------------------------------------------------------------------ follow reads
@@ -839,6 +869,79 @@ def test_postgresql_history_index_signatures_are_count_and_largest_step(pg_writt
         assert records[ids[name]].metric_signatures == {
             k: [len(ms), max(m.step for m in ms)] for k, ms in history.items()}
     assert records[ids["r1"]].metric_signatures["loss"] == [62, BIG_STEP]
+
+
+def test_postgresql_store_version_moves_with_every_commit(postgres):
+    import psycopg
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(postgres.replace("postgresql://", "postgresql+psycopg://"))
+    first = sql.store_version(engine)
+    assert first == sql.store_version(engine)  # nothing written between
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute("CREATE TABLE IF NOT EXISTS version_probe (x int)")
+        db.execute("INSERT INTO version_probe VALUES (1)")
+    assert sql.store_version(engine) not in (None, first)
+
+
+def test_postgresql_history_index_lists_unread_runs_by_mlflows_latest_metrics(pg_written):
+    """Runs left ``unread`` are not scanned: each metric MLflow lists for them carries
+    [UNREAD, its largest step]; the others' signatures are counted as before."""
+    uri, ids = pg_written
+    client = MlflowClient(uri)
+    asked = [ids[n] for n in ("r4", "r2", "r0", "r1")]
+    records = {r.run_id: r for r in sql.history_index(_engine(uri), asked, unread={ids["r0"], ids["r1"], ids["r4"]})}
+    for name in ("r0", "r1"):
+        history = {k: client.get_metric_history(ids[name], k) for k in _points(name)}
+        assert records[ids[name]].metric_signatures == {
+            k: [sql.UNREAD, max(m.step for m in ms)] for k, ms in history.items()}
+        assert records[ids[name]].status == _STATUS[name]
+    assert records[ids["r4"]].metric_signatures == {}
+    assert records[ids["r2"]].metric_signatures == {"acc": [20, 19]}
+
+
+@pytest.mark.parametrize("segments", ["told", "untold"])
+def test_postgresql_cold_history_counts_nothing_and_caches_what_it_read(pg_written, reader, monkeypatch, tmp_path,
+                                                                        segments):
+    """A cold history() on PostgreSQL scans for no signature and counts no series where
+    the steps tell where each one ends (else it counts them after the read); it equals
+    MLflow's points, the cache keeps each series' [count, largest step] as the index
+    reports it, and a new store object then reads the finished runs from the cache."""
+    from trackbook.store.mlflow import MLflowStore
+
+    uri, ids = pg_written
+    engine = _engine(uri)
+    asked = [ids[n] for n in ("r1", "r4", "r0", "r2", "wide")]
+    counted = []
+    if segments == "told":
+        monkeypatch.setattr(sql, "_series_counts", lambda *a: pytest.fail("a series count on a cold read"))
+    else:
+        monkeypatch.setattr(sql, "_segments", lambda steps, ends: None)
+        real = sql._series_counts
+        monkeypatch.setattr(sql, "_series_counts", lambda *a: counted.append(1) or real(*a))
+    scans = []
+    real_index = sql.history_index
+    monkeypatch.setattr(sql, "history_index",
+                        lambda engine, run_ids, known=None, unread=frozenset(): scans.append(
+                            [r for r in run_ids if r not in (known or {}) and r not in unread])
+                        or real_index(engine, run_ids, known, unread))
+    store = MLflowStore(uri, cache_dir=tmp_path)
+    got = store.history(asked)
+    assert scans == [[]] and (counted == [] if segments == "told" else len(counted) == 1)
+    names = sorted({k for n in ("r1", "r0", "r2", "wide") for k in _points(n)})
+    want = _expected(uri, asked, names)
+    pdt.assert_frame_equal(_plain(got.assign(**{C.TIMESTAMP: got[C.TIMESTAMP].astype("int64") // 1_000_000})), want)
+    manifest = json.loads((store.cache.folder / "manifest.json").read_text())["runs"]
+    index = {r.run_id: r.metric_signatures for r in real_index(engine, asked)}
+    finished = [ids[n] for n in ("r4", "r0", "r2", "wide")]
+    assert sorted(manifest) == sorted(finished)  # r1 is RUNNING
+    for run_id in finished:
+        assert {k: sig for k, (_, sig) in manifest[run_id]["metrics"].items()} == index[run_id]
+    monkeypatch.setattr(sql, "read_points", lambda *a, **k: pytest.fail("a cached run read again"))
+    again = MLflowStore(uri, cache_dir=tmp_path).history(finished)
+    pdt.assert_frame_equal(again, got[got[C.RUN_ID] != ids["r1"]].reset_index(drop=True).pipe(
+        lambda f: f.assign(**{C.RUN_ID: pd.Categorical(f[C.RUN_ID].astype(str), categories=finished)})),
+        check_categorical=False)
 
 
 def test_postgresql_follow_reads_return_the_points_after_each_cursor(pg_written, reader):

@@ -136,31 +136,58 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def store_version(engine: Any) -> tuple[int, ...] | None:
-    """Something that changes whenever a point or a run is added anywhere in a sqlite
-    store, read in O(log n): the largest rowid of ``metrics`` and of ``runs``, and the
-    number of runs. None for other databases (they have no such cheap answer).
+def store_version(engine: Any) -> tuple[Any, ...] | None:
+    """Something that changes whenever a point or a run is added to the store, read in
+    O(1): while it stays the same, signatures read before still hold. None where the
+    database has no such cheap answer (MySQL, or a PostgreSQL standby in recovery).
 
-    A new row gets a rowid larger than every row there, so a point added anywhere
-    moves it. It could only come back to an earlier value if the newest rows were
-    deleted (``mlflow gc`` of the newest runs) and exactly as many points then added,
-    with as many runs created; the run count and run rowid make that the more remote.
+    sqlite: the largest rowid of ``metrics`` and of ``runs``, and the number of runs. A
+    new row gets a rowid larger than every row there, so a point added anywhere moves
+    it. It could only come back to an earlier value if the newest rows were deleted
+    (``mlflow gc`` of the newest runs) and exactly as many points then added, with as
+    many runs created; the run count and run rowid make that the more remote.
+
+    PostgreSQL: the position where the next write-ahead log record goes
+    (``pg_current_wal_insert_lsn``). Every committed write, here or in any other
+    database of the server, appends a commit record, so it only ever moves on; it also
+    moves for writes that add no point (vacuum, other databases), which only costs a
+    scan that was not needed. Read before the signatures, so a commit between the two
+    makes the next version differ.
     """
-    if engine.url.get_backend_name() != "sqlite":
+    backend = engine.url.get_backend_name()
+    if backend == "sqlite":
+        query = "SELECT (SELECT MAX(rowid) FROM metrics), (SELECT MAX(rowid) FROM runs), (SELECT COUNT(*) FROM runs)"
+    elif backend == "postgresql":
+        query = "SELECT pg_current_wal_insert_lsn()::text"
+    else:
         return None
     conn, _ = _connect(engine)
     try:
         cur = conn.cursor()
-        cur.execute("SELECT (SELECT MAX(rowid) FROM metrics), (SELECT MAX(rowid) FROM runs), (SELECT COUNT(*) FROM runs)")
-        row = cur.fetchone()
-        cur.close()
+        try:
+            cur.execute(query)
+            row = cur.fetchone()
+        except Exception:  # noqa: BLE001 - a standby in recovery refuses the WAL position: no version
+            if backend == "sqlite":
+                raise
+            conn.rollback()
+            return None
+        finally:
+            cur.close()
     finally:
         conn.close()
-    return tuple(int(v or 0) for v in row)
+    return tuple(int(v or 0) for v in row) if backend == "sqlite" else tuple(row)
+
+
+#: Marks the signature ``[UNREAD, largest step]`` of a series whose points are not
+#: counted before they are read: it equals no signature a store reports, so no cache
+#: entry is taken for it, and the read tells the real one (:func:`signatures_of`).
+UNREAD = "unread"
 
 
 def history_index(
-    engine: Any, run_ids: list[str], known: dict[str, dict[str, Any]] | None = None
+    engine: Any, run_ids: list[str], known: dict[str, dict[str, Any]] | None = None,
+    unread: set[str] | frozenset[str] = frozenset(),
 ) -> list[RunRecord]:
     """Status and per-metric signature of active runs: what the history cache checks.
 
@@ -172,7 +199,12 @@ def history_index(
 
     ``known`` (run id -> signatures the caller knows to be current, e.g. from an
     earlier call while :func:`store_version` stayed the same) spares those runs the
-    scan of their points; their status is still read.
+    scan of their points; their status is still read. So does ``unread``, runs no
+    cache entry needs checking against: their metrics are the names MLflow lists for
+    them (``latest_metrics``, one row per series, as ``get_run`` and ``search_runs``
+    read them), each with the signature ``[UNREAD, largest step]``, which the points
+    read then replace (:func:`signatures_of`). On PostgreSQL the scan is a sequential one of the
+    whole table (a fifth of a cold read's time); sqlite answers it from its covering index.
     """
     known = known or {}
     newest = "MAX(rowid)" if engine.url.get_backend_name() == "sqlite" else "MAX(step)"
@@ -189,7 +221,16 @@ def history_index(
             for run_id, status in cur.fetchall():
                 sigs = dict(known[run_id]) if run_id in known else {}
                 out[run_id] = RunRecord(run_id, "", "", "", status, None, None, metric_signatures=sigs)
-            scan = [r for r in chunk if r not in known]
+            named = [r for r in chunk if r in unread and r not in known]
+            if named:
+                cur.execute(
+                    f"SELECT run_uuid, key, step FROM latest_metrics WHERE run_uuid IN ({','.join([ph] * len(named))})",
+                    named,
+                )
+                for run_id, key, step in cur.fetchall():
+                    if run_id in out:
+                        out[run_id].metric_signatures[key] = [UNREAD, int(step)]
+            scan = [r for r in chunk if r not in known and r not in unread]
             if not scan:
                 continue
             cur.execute(
@@ -206,13 +247,38 @@ def history_index(
     return list(out.values())
 
 
+def signatures_of(points: pd.DataFrame) -> dict[str, dict[str, list[int]]]:
+    """``[count, max step]`` of each series in ``points`` (every point of it, as read):
+    the signature :func:`history_index` reports for it outside sqlite, taken from the
+    points themselves, so it describes exactly what was read."""
+    if not len(points):
+        return {}
+    runs, metrics = points[C.RUN_ID].astype("category").array, points[C.METRIC].astype("category").array
+    series = np.asarray(runs.codes, dtype=np.int64) * len(metrics.categories) + np.asarray(metrics.codes)
+    steps = points[C.STEP].to_numpy(dtype=np.int64)
+    if np.any(series[1:] < series[:-1]):  # not grouped by series (the reader's frames are)
+        order = np.argsort(series, kind="stable")
+        series, steps = series[order], steps[order]
+    starts = np.flatnonzero(np.r_[True, series[1:] != series[:-1]])
+    counts = np.diff(np.r_[starts, len(series)])
+    largest = np.maximum.reduceat(steps, starts)
+    out: dict[str, dict[str, list[int]]] = {}
+    for code, count, step in zip(series[starts].tolist(), counts.tolist(), largest.tolist(), strict=True):
+        run, metric = divmod(code, len(metrics.categories))
+        out.setdefault(str(runs.categories[run]), {})[str(metrics.categories[metric])] = [count, step]
+    return out
+
+
 def read_points(
-    engine: Any, run_ids: list[str], metrics: list[str], counts: dict[str, dict[str, int]] | None = None
+    engine: Any, run_ids: list[str], metrics: list[str], counts: dict[str, dict[str, int]] | None = None,
+    last_steps: dict[str, dict[str, int]] | None = None,
 ) -> pd.DataFrame:
     """Every point of these metrics of these runs, ordered by run (as given), metric and step.
 
     ``counts`` (run id -> {metric: points}, from :func:`history_index` signatures)
-    saves the counting query for the runs it covers. Points are only ever added, so
+    saves the counting query for the runs it covers; so, on PostgreSQL, do
+    ``last_steps`` (run id -> {metric: largest step}, from the :data:`UNREAD`
+    signatures), where the steps read tell where each series ends (:func:`_segments`). Points are only ever added, so
     if the points read add up to the counts, the counts are those of what was read;
     if not, the chunk is read again with its labels.
     """
@@ -221,19 +287,19 @@ def read_points(
     adbc = _adbc_connect(engine)
     if adbc is not None:
         try:
-            return _read_all(engine, adbc, run_ids, metrics, counts, arrow=True)
+            return _read_all(engine, adbc, run_ids, metrics, counts, last_steps, arrow=True)
         except Exception as exc:  # noqa: BLE001 - the driver's own errors only; others go up
             if not isinstance(exc, _sqlite_worker.WorkerError) and "adbc" not in type(exc).__module__:
                 raise
             # e.g. sqlite's read-only handle meeting a writer's journal mid-commit: the
             # DBAPI driver (SQLAlchemy's connection, which may wait and write) reads instead
             _log.debug("trackbook: the ADBC read failed (%s); reading through the DBAPI driver", exc)
-    return _read_all(engine, _connect(engine), run_ids, metrics, counts, arrow=False)
+    return _read_all(engine, _connect(engine), run_ids, metrics, counts, last_steps, arrow=False)
 
 
 def _read_all(
     engine: Any, connection: tuple[Any, str], run_ids: list[str], metrics: list[str],
-    counts: dict[str, dict[str, int]] | None, *, arrow: bool,
+    counts: dict[str, dict[str, int]] | None, last_steps: dict[str, dict[str, int]] | None, *, arrow: bool,
 ) -> pd.DataFrame:
     conn, ph = connection
     sqlite = engine.url.get_backend_name() == "sqlite"
@@ -246,8 +312,11 @@ def _read_all(
             if counts is not None and all(r in counts for r in chunk):
                 known = [(r, k, n) for r in chunk for k, n in counts[r].items() if k in wanted]
                 every_key = all(k in wanted for r in chunk for k in counts[r])
+            ends = None
+            if known is None and last_steps is not None and all(r in last_steps for r in chunk):
+                ends = [(r, k, n) for r in chunk for k, n in last_steps[r].items() if k in wanted]
             parts.append(_read_chunk(conn, ph, chunk, metrics, arrow=arrow, sqlite=sqlite, series=known,
-                                     every_key=every_key, postgres=postgres))
+                                     every_key=every_key, postgres=postgres, ends=ends))
     finally:
         conn.close()
     return parts[0] if len(parts) == 1 else _concat(parts)
@@ -274,7 +343,11 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 def _read_chunk(
     conn: Any, ph: str, run_ids: list[str], metrics: list[str], *, arrow: bool, sqlite: bool,
     series: list[tuple[str, str, int]] | None, every_key: bool = False, postgres: bool = False,
+    ends: list[tuple[str, str, int]] | None = None,
 ) -> pd.DataFrame:
+    """The points of these runs' metrics, placed by ``series`` (run id, metric, points),
+    else by where each series ends (``ends``: run id, metric, largest step; see
+    :func:`_segments`), else by counts read first."""
     where = f"run_uuid IN ({_marks(ph, 0, len(run_ids))}) AND key IN ({_marks(ph, len(run_ids), len(metrics))})"
     params = [*run_ids, *metrics]
     cur = conn.cursor()
@@ -286,14 +359,12 @@ def _read_chunk(
             series = sorted(series, key=lambda s: (s[0].encode(), s[1].encode()))
         elif series is not None and default_collation:
             series = _in_db_order(cur, ph, series)
-        else:
-            cur.execute(
-                f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE {where} GROUP BY run_uuid, key "
-                f"ORDER BY run_uuid, key",
-                params,
-            )
-            series = [(str(r), str(k), int(n)) for r, k, n in cur.fetchall()]
+        else:  # counted in the database's order, first or (ends) once the points are read
             every_key = False
+            if ends is not None and default_collation:
+                ends = _in_db_order(cur, ph, ends)
+            else:
+                series, ends = _series_counts(cur, ph, run_ids, metrics), None
         # Every metric of these runs wanted: testing each point's key against the list
         # costs the database a fifth of the read and selects nothing less. (A metric
         # logged since the counts were read makes the totals disagree below.)
@@ -324,13 +395,74 @@ def _read_chunk(
             cur.execute(f"{select} {order}")
         else:
             cur.execute(f"{select} {order}", query_params)
+        batches = _arrow_batches(cur) if arrow else _dbapi_batches(cur)
+        if ends is not None:
+            # held as copies, the NaN flags applied: the driver's batches are let go at once
+            held = [(np.array(step), restore_special_values(value, is_nan), None, np.array(timestamp))
+                    for step, value, is_nan, timestamp in batches]
+            series = _segments([b[0] for b in held], ends)
+            if series is None:  # the steps do not tell where each series ends: counted after all
+                series = _series_counts(cur, ph, run_ids, metrics)
+            batches = _release(held)
         plan = _Plan(series, run_ids)
-        columns = _fetch_into(_arrow_batches(cur) if arrow else _dbapi_batches(cur), plan)
+        columns = _fetch_into(batches, plan)
         if columns is None:  # points were added between the two queries: read them with their labels
             return _read_labelled(cur, where, params)
     finally:
         cur.close()
     return plan.frame(*columns)
+
+
+def _series_counts(cur: Any, ph: str, run_ids: list[str], metrics: list[str]) -> list[tuple[str, str, int]]:
+    """(run id, metric, points) of each series of these runs' metrics, in the
+    database's ``(run_uuid, key)`` order, which is that of the points query."""
+    cur.execute(
+        f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({_marks(ph, 0, len(run_ids))}) "
+        f"AND key IN ({_marks(ph, len(run_ids), len(metrics))}) GROUP BY run_uuid, key ORDER BY run_uuid, key",
+        [*run_ids, *metrics],
+    )
+    return [(str(r), str(k), int(n)) for r, k, n in cur.fetchall()]
+
+
+def _segments(steps: list[np.ndarray], ends: list[tuple[str, str, int]]) -> list[tuple[str, str, int]] | None:
+    """(run id, metric, points) of each series, from the steps of points read in the
+    database's ``(run_uuid, key, step)`` order and ``ends`` (run id, metric, largest
+    step of each series, in that order), or None where the steps cannot tell.
+
+    Steps only climb within a series, so wherever one falls a new series begins. If
+    they fall exactly one time fewer than there are series, those are all the places
+    where one begins (a series may also begin at a step no lower than the last one's
+    end, which makes a fall too few); each series must then end at its largest step.
+    ``ends`` come from MLflow's ``latest_metrics``, which holds one row, with the
+    largest step, for every series that has a point: so the series are known without
+    a count of their points, which PostgreSQL makes by a sequential scan of the table.
+    """
+    falls: list[int] = []
+    ending: list[int] = []
+    at, last = 0, None
+    for part in steps:
+        if not len(part):
+            continue
+        if last is not None and part[0] < last:
+            falls.append(at)
+            ending.append(last)
+        inside = np.flatnonzero(part[1:] < part[:-1])
+        falls.extend((inside + at + 1).tolist())
+        ending.extend(part[inside].tolist())
+        at, last = at + len(part), int(part[-1])
+    if last is not None:
+        ending.append(last)
+    if len(falls) != len(ends) - 1 or ending != [n for _, _, n in ends]:
+        return None
+    return [(r, k, int(n)) for (r, k, _), n in zip(ends, np.diff([0, *falls, at]), strict=True)]
+
+
+def _release(held: list[tuple[np.ndarray, ...]]):
+    """The held batches in turn, each let go once placed (so the points are held
+    twice only at the start)."""
+    held.reverse()
+    while held:
+        yield held.pop()
 
 
 def _pg_settings(cur: Any) -> tuple[bool, bool]:
@@ -452,7 +584,8 @@ def _codes(series_codes: np.ndarray, counts: np.ndarray, n_categories: int) -> n
 
 def _fetch_into(batches, plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """The points, batch by batch, straight into their place in three preallocated
-    columns: the result is never held twice. None if the rows do not add up to the counts."""
+    columns: the result is never held twice. None if the rows do not add up to the
+    counts. A batch whose NaN flags are None has them applied to its values already."""
     steps = np.empty(plan.total, dtype=np.int64)
     values = np.empty(plan.total, dtype=np.float64)
     times = np.empty(plan.total, dtype=np.int64)
@@ -465,7 +598,7 @@ def _fetch_into(batches, plan: _Plan) -> tuple[np.ndarray, np.ndarray, np.ndarra
             continue
         where = plan.dest(at, n)
         steps[where] = step
-        values[where] = restore_special_values(value, is_nan)
+        values[where] = value if is_nan is None else restore_special_values(value, is_nan)
         times[where] = timestamp
         at += n
     return (steps, values, times) if at == plan.total else None

@@ -229,7 +229,11 @@ class Store(abc.ABC):
             fresh = self._read_history(to_read, names)
             parts.append(fresh)
             if cache:
-                finished = {r: wanted[r] for r in to_read if index[r].status in C.FINAL_STATUSES}
+                read = self._signatures_of_read(fresh)
+                finished = {
+                    r: wanted[r] if read is None else {m: read.get(r, {}).get(m) for m in wanted[r]}
+                    for r in to_read if index[r].status in C.FINAL_STATUSES
+                }
                 self.cache.put_many(fresh, finished, complete=metrics is None)
         frame = F.finish_history(F.concat_points(parts), run_ids)
         return frame if max_points is None else F.downsample(frame, max_points)
@@ -314,6 +318,13 @@ class Store(abc.ABC):
         Backends with a cheaper way to get just these override it.
         """
         return self._get_runs(run_ids)
+
+    def _signatures_of_read(self, points: pd.DataFrame) -> dict[str, dict[str, Any]] | None:
+        """Run id -> {metric: signature} of the series in ``points``, which
+        :meth:`_read_history` just read whole, where a backend's signature is one the
+        points themselves tell (then the cache keeps that, not the index's, which may
+        say :data:`~trackbook.store._mlflow_sql.UNREAD`); None: the index's signatures."""
+        return None
 
     @abc.abstractmethod
     def _read_history(self, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:

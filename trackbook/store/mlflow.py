@@ -64,6 +64,8 @@ class MLflowStore(Store):
         self._index_counts: dict[str, dict[str, int]] | None = None
         #: (store version, run id -> metric signatures) from the last _history_index.
         self._index_memo: tuple[Any, dict[str, dict[str, Any]]] = (None, {})
+        #: run id -> {metric: largest step} of the runs the last _history_index did not scan.
+        self._index_ends: dict[str, dict[str, int]] = {}
 
     # ---------------------------------------------------------------- experiments
 
@@ -123,22 +125,48 @@ class MLflowStore(Store):
 
     def _history_index(self, run_ids: list[str]) -> list[RunRecord]:
         if self._engine is not None:
-            # While nothing was added to a sqlite store (one O(log n) query says so),
-            # the signatures read last time still hold: no scan of the points.
+            # While nothing was written to the store (one O(1) query says so), the
+            # signatures read last time still hold: no scan of the points.
             version = _mlflow_sql.store_version(self._engine)
             memo = self._index_memo[1] if version is not None and self._index_memo[0] == version else {}
-            records = _mlflow_sql.history_index(self._engine, run_ids, memo)
+            unread: set[str] = set()
+            if self._engine.url.get_backend_name() != "sqlite":
+                # Outside sqlite the scan reads the whole table; a run the cache holds
+                # nothing of needs no check: its points are read, and tell their signatures.
+                cached = self.cache.cached_runs()
+                unread = {r for r in run_ids if r not in cached and r not in memo}
+            records = _mlflow_sql.history_index(self._engine, run_ids, memo, unread)
+            scanned = [r for r in records if r.run_id not in unread]
             if version is not None:
                 memo = dict(memo) if len(memo) < 1_000_000 else {}
-                memo.update((r.run_id, r.metric_signatures) for r in records)
-                self._index_memo = (version, memo)
-            self._index_counts = {r.run_id: {k: sig[0] for k, sig in r.metric_signatures.items()} for r in records}
+                memo.update((r.run_id, r.metric_signatures) for r in scanned)
+            self._index_memo = (version, memo)
+            self._index_counts = {r.run_id: {k: sig[0] for k, sig in r.metric_signatures.items()} for r in scanned}
+            self._index_ends = {r.run_id: {k: sig[1] for k, sig in r.metric_signatures.items()}
+                                for r in records if r.run_id in unread}
             return records
         if self._host_creds is not None:
             found = _mlflow_rest.history_index(self._host_creds, run_ids)
             if found is not None:
                 return found
         return self._get_runs(run_ids)
+
+    def _signatures_of_read(self, points: pd.DataFrame) -> dict[str, dict[str, Any]] | None:
+        """Outside sqlite (whose signatures hold a rowid, which no point carries), the
+        signatures of what was just read, from the points themselves; they also join
+        the memo of the store version read before them."""
+        if self._engine is None or self._engine.url.get_backend_name() == "sqlite":
+            return None
+        read = _mlflow_sql.signatures_of(points)
+        version, memo = self._index_memo
+        if version is not None:
+            for run_id, sigs in read.items():
+                # the memo answers for every metric of a run: a read of some of them adds to it
+                if run_id in memo:
+                    memo[run_id] = {**memo[run_id], **sigs}
+                elif self._index_ends.get(run_id, {None: None}).keys() <= sigs.keys():
+                    memo[run_id] = sigs
+        return read
 
     def _history_cacheable(self) -> bool:
         """SQL stores and trackbook's server count each series' points; other stores
@@ -153,7 +181,7 @@ class MLflowStore(Store):
             # The point counts history() just had from _history_index save a query;
             # read_points checks them against what it reads.
             counts, self._index_counts = self._index_counts, None
-            return _mlflow_sql.read_points(self._engine, run_ids, metrics, counts)
+            return _mlflow_sql.read_points(self._engine, run_ids, metrics, counts, self._index_ends)
         if self._host_creds is not None:
             return _mlflow_rest.read_points(self._host_creds, run_ids, metrics)
         return self._naive_history(run_ids, metrics)
