@@ -7,7 +7,11 @@ Only SELECTs. Two queries per chunk of runs, both ordered by MLflow's
 2. ``step, value, is_nan, timestamp`` only, in the same order.
 
 The run id and metric name of each point follow from the counts, so no string is
-read per point. Where an ADBC driver is installed (``adbc-driver-sqlite``,
+read per point. On PostgreSQL the count is a sequential scan of the whole table (a
+fifth of the read), so a run the history cache holds nothing of is not counted: its
+series are the ones MLflow lists in ``latest_metrics`` with their largest steps, and
+where each ends is where the steps read fall (:func:`_segments`; counted after all
+only where the steps cannot tell). Where an ADBC driver is installed (``adbc-driver-sqlite``,
 ``adbc-driver-postgresql``: the ``fast`` extra) the second query lands in Arrow
 columns from the database's C client, with no Python object per point (for sqlite in
 a reading process of its own, :mod:`trackbook.store._sqlite_worker`, whose module
