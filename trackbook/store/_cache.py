@@ -13,7 +13,9 @@ A signature is what the store's index reports for a series (for MLflow's SQL sto
 its point count and newest row, see ``_mlflow_sql.history_index``): it changes
 whenever a point is added, at whatever step, so an entry is used only while the store
 still reports the same signature for every metric asked for, and a metric the entry
-lacks is read. What a backend cannot validate it does not offer for caching.
+lacks is read. What a backend cannot validate it does not offer for caching. Where the
+points tell their own signature (MLflow on PostgreSQL: count and largest step), the
+entry keeps the one of the points written into it.
 
 Batch files and the manifest are written to temporary names and renamed into place,
 so readers see an old complete file or a new complete file, never a partial one;
