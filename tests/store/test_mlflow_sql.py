@@ -483,6 +483,9 @@ def test_store_version_moves_with_every_point_and_run(copy, tmp_path):
     assert second == by_hand() and second[0] == first[0] + 1 and second[1:] == first[1:]
     empty = _engine(empty_mlflow_db(tmp_path / "empty.db"))
     assert sql.store_version(empty) == (0, 0, 0)
+    sqlite3.connect(tmp_path / "not-mlflow.db").close()
+    with pytest.raises(Exception, match="no such table"):  # a sqlite error is a real one, not "no version"
+        sql.store_version(sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'not-mlflow.db'}"))
     mysql = types.SimpleNamespace(url=sqlalchemy.engine.make_url("mysql://u@127.0.0.1:1/db"))
     assert sql.store_version(mysql) is None  # no cheap answer there: asked nothing
 
@@ -882,6 +885,30 @@ def test_postgresql_store_version_moves_with_every_commit(postgres):
         db.execute("CREATE TABLE IF NOT EXISTS version_probe (x int)")
         db.execute("INSERT INTO version_probe VALUES (1)")
     assert sql.store_version(engine) not in (None, first)
+
+
+def test_postgresql_store_version_is_none_where_the_wal_position_is_refused(postgres):
+    """A server that refuses the WAL position (a standby in recovery; here a role denied
+    the function in this database) has no store version: None, and the connection is
+    left fit for the next query."""
+    import psycopg
+    import sqlalchemy
+
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'no_wal') THEN "
+                   "CREATE ROLE no_wal LOGIN; END IF; END $$")
+        db.execute("REVOKE EXECUTE ON FUNCTION pg_current_wal_insert_lsn() FROM PUBLIC")
+    try:
+        url = sqlalchemy.engine.make_url(postgres.replace("postgresql://", "postgresql+psycopg://")).set(
+            username="no_wal")
+        engine = sqlalchemy.create_engine(url, pool_size=1, max_overflow=0)
+        assert sql.store_version(engine) is None
+        with engine.connect() as conn:  # the pool's one connection, rolled back: usable
+            assert conn.exec_driver_sql("SELECT 1").scalar() == 1
+        engine.dispose()
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as db:
+            db.execute("GRANT EXECUTE ON FUNCTION pg_current_wal_insert_lsn() TO PUBLIC")
 
 
 def test_postgresql_history_index_lists_unread_runs_by_mlflows_latest_metrics(pg_written):

@@ -174,8 +174,7 @@ def store_version(engine: Any) -> tuple[Any, ...] | None:
         except Exception:  # noqa: BLE001 - a standby in recovery refuses the WAL position: no version
             if backend == "sqlite":
                 raise
-            conn.rollback()
-            return None
+            return None  # (the pool rolls the connection back as it takes it back)
         finally:
             cur.close()
     finally:
