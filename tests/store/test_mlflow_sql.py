@@ -804,16 +804,20 @@ def test_the_adbc_postgresql_session_runs_without_jit_and_keeps_the_urls_own_opt
     import sqlalchemy
 
     urls = {
-        postgres: ("off", "4MB"),
-        f"{postgres}?options=-c%20work_mem%3D123MB": ("off", "123MB"),
-        f"{postgres}?options=-c%20jit%3Don": ("on", "4MB"),
+        postgres: ("off", "4MB", "0"),
+        f"{postgres}?options=-c%20work_mem%3D123MB": ("off", "123MB", "0"),
+        f"{postgres}?options=-c%20jit%3Don": ("on", "4MB", "0"),
+        # other parameters before it; options given twice (SQLAlchemy reads a tuple)
+        f"{postgres}?application_name=tb&options=-c%20work_mem%3D99MB": ("off", "99MB", "0"),
+        f"{postgres}?options=-c%20work_mem%3D77MB&options=-c%20statement_timeout%3D5s": ("off", "77MB", "5s"),
     }
     for url, want in urls.items():
         engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         conn, _ = sql._adbc_connect(engine)
         try:
             cur = conn.cursor()
-            cur.execute("SELECT current_setting('jit'), current_setting('work_mem')")
+            cur.execute("SELECT current_setting('jit'), current_setting('work_mem'), "
+                        "current_setting('statement_timeout')")
             assert cur.fetchall()[0] == want, url
             cur.close()
         finally:
