@@ -508,6 +508,13 @@ def test_segments_are_where_the_steps_fall_and_only_where_that_tells_every_serie
     assert sql._segments([np.arange(4), np.array([3])], [("r0", "a", 3), ("r0", "b", 3)]) is None  # no fall at 3, 3
 
 
+@pytest.mark.parametrize("n_categories", [2, 127, 128, 200, 32767, 40_000, 70_000])
+def test_codes_hold_the_largest_category_of_any_count(n_categories):
+    """Each series' code repeated per point, in a type that holds the largest code."""
+    codes = sql._codes(np.array([0, n_categories - 1, n_categories // 2]), np.array([2, 1, 3]), n_categories)
+    assert codes.tolist() == [0, 0, n_categories - 1] + [n_categories // 2] * 3
+
+
 def test_signatures_of_points_are_count_and_largest_step_grouped_or_not():
     frame = pd.DataFrame({C.RUN_ID: ["x", "x", "y", "x", "y", "x"], C.METRIC: ["m", "m", "m", "n", "m", "m"],
                           C.STEP: [0, 7, 3, 2, 1, 5], C.VALUE: 0.0, C.TIMESTAMP: 0})
