@@ -367,7 +367,7 @@ def _read_chunk(
             if ends is not None and default_collation:
                 ends = _in_db_order(cur, ph, ends)
             else:
-                series, ends = _series_counts(cur, ph, run_ids, metrics), None
+                series, ends = _series_counts(cur, where, params), None
         # Every metric of these runs wanted: testing each point's key against the list
         # costs the database a fifth of the read and selects nothing less. (A metric
         # logged since the counts were read makes the totals disagree below.)
@@ -405,7 +405,7 @@ def _read_chunk(
                     for step, value, is_nan, timestamp in batches]
             series = _segments([b[0] for b in held], ends)
             if series is None:  # the steps do not tell where each series ends: counted after all
-                series = _series_counts(cur, ph, run_ids, metrics)
+                series = _series_counts(cur, where, params)
             batches = _release(held)
         plan = _Plan(series, run_ids)
         columns = _fetch_into(batches, plan)
@@ -416,13 +416,12 @@ def _read_chunk(
     return plan.frame(*columns)
 
 
-def _series_counts(cur: Any, ph: str, run_ids: list[str], metrics: list[str]) -> list[tuple[str, str, int]]:
-    """(run id, metric, points) of each series of these runs' metrics, in the
+def _series_counts(cur: Any, where: str, params: list[str]) -> list[tuple[str, str, int]]:
+    """(run id, metric, points) of each series the chunk's ``where`` selects, in the
     database's ``(run_uuid, key)`` order, which is that of the points query."""
     cur.execute(
-        f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE run_uuid IN ({_marks(ph, 0, len(run_ids))}) "
-        f"AND key IN ({_marks(ph, len(run_ids), len(metrics))}) GROUP BY run_uuid, key ORDER BY run_uuid, key",
-        [*run_ids, *metrics],
+        f"SELECT run_uuid, key, COUNT(*) FROM metrics WHERE {where} GROUP BY run_uuid, key ORDER BY run_uuid, key",
+        params,
     )
     return [(str(r), str(k), int(n)) for r, k, n in cur.fetchall()]
 

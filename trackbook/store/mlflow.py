@@ -161,10 +161,11 @@ class MLflowStore(Store):
         version, memo = self._index_memo
         if version is not None:
             for run_id, sigs in read.items():
-                # the memo answers for every metric of a run: a read of some of them adds to it
+                # the memo answers for every metric of a run: a read of some of them adds to
+                # a run's entry, and makes one only for an unread run all of whose metrics it read
                 if run_id in memo:
                     memo[run_id] = {**memo[run_id], **sigs}
-                elif self._index_ends.get(run_id, {None: None}).keys() <= sigs.keys():
+                elif run_id in self._index_ends and self._index_ends[run_id].keys() <= sigs.keys():
                     memo[run_id] = sigs
         return read
 
