@@ -15,6 +15,8 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 import types
 from pathlib import Path
 
@@ -91,7 +93,9 @@ def _write(uri: str) -> dict[str, str]:
 def written(tmp_path_factory) -> tuple[Path, dict[str, str]]:
     """The store file and its run ids (name -> id); read only: tests that write copy it."""
     path = tmp_path_factory.mktemp("sql") / "mlflow.db"
-    return path, _write(empty_mlflow_db(path))
+    ids = _write(empty_mlflow_db(path))
+    _READ_ONLY.add(f"sqlite:///{path}")
+    return path, ids
 
 
 @pytest.fixture()
@@ -125,8 +129,24 @@ def _unstored(value: float) -> float:
     return math.copysign(math.inf, value) if abs(value) == sys.float_info.max else value
 
 
+#: Stores no test writes to (``written``, ``pg_written``), whose MLflow points are read once
+#: a process: run ids are uuids, so a key never meets another store's. A mutation run's
+#: forks inherit what its first run read.
+_READ_ONLY: set[str] = set()
+_TRUTH: dict[tuple, pd.DataFrame] = {}
+
+
 def _expected(uri: str, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
     """MLflow's own points, ordered by run as given, metric name, step, then time."""
+    key = (uri, tuple(run_ids), tuple(metrics))
+    if uri in _READ_ONLY:
+        if key not in _TRUTH:
+            _TRUTH[key] = _mlflows_points(uri, run_ids, metrics)
+        return _TRUTH[key].copy()
+    return _mlflows_points(uri, run_ids, metrics)
+
+
+def _mlflows_points(uri: str, run_ids: list[str], metrics: list[str]) -> pd.DataFrame:
     client = MlflowClient(uri)
     rows = [(r, k, m.step, _unstored(m.value), m.timestamp)
             for r in run_ids for k in metrics for m in client.get_metric_history(r, k)]
@@ -269,26 +289,39 @@ def test_a_store_without_mlflows_run_key_step_index_is_read_the_same(copy, reade
 # Holds an exclusive lock on the database for a second. In another process: in this one,
 # ADBC's own copy of sqlite would not see a lock the sqlite3 module's copy holds.
 _LOCKER = """
-import sqlite3, sys, time
+import sqlite3, sys
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
 db.execute("BEGIN EXCLUSIVE")
 print("locked", flush=True)
-time.sleep(1.0)
+sys.stdin.readline()  # held until the test says
 db.rollback()
 """
 
 
 def test_a_failed_adbc_read_is_read_again_through_the_dbapi_driver(copy, caplog):
     """A writer holding sqlite's lock: ADBC's read-only handle fails at once, SQLAlchemy's
-    connection waits for the lock (its busy timeout) and reads."""
+    connection waits for the lock (its busy timeout) and reads once the writer lets go,
+    which it does when the fallback has been logged."""
     uri, path, ids = copy
     engine = _engine(uri)
-    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(path)], stdout=subprocess.PIPE, text=True)
+    locker = subprocess.Popen([sys.executable, "-c", _LOCKER, str(path)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+
+    def release_once_fallen_back():
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not any(r.msg == _FALLBACK for r in caplog.records):
+            time.sleep(0.01)
+        locker.stdin.write("go\n")
+        locker.stdin.flush()
+
+    releaser = threading.Thread(target=release_once_fallen_back, daemon=True)
     try:
         assert locker.stdout.readline().strip() == "locked"
         with caplog.at_level("DEBUG", logger=sql.__name__):
+            releaser.start()
             got = sql.read_points(engine, [ids["r1"]], ["loss"])
     finally:
+        releaser.join(timeout=30)
         locker.wait(timeout=30)
     pdt.assert_frame_equal(_plain(got), _expected(uri, [ids["r1"]], ["loss"]))
     said = [r.getMessage() for r in caplog.records if r.msg == _FALLBACK]
@@ -709,9 +742,12 @@ def pg_written(pg_server) -> tuple[str, dict[str, str]]:
         try:
             if admin.execute("SELECT 1 FROM pg_database WHERE datname = 'mlflow_sql'").fetchone() is None:
                 _create_icu_database(admin, "mlflow_sql")
-                return uri, _write(uri)
-            with psycopg.connect(pg_server("mlflow_sql")) as db:
-                return uri, dict(db.execute("SELECT name, run_uuid FROM runs").fetchall())
+                ids = _write(uri)
+            else:
+                with psycopg.connect(pg_server("mlflow_sql")) as db:
+                    ids = dict(db.execute("SELECT name, run_uuid FROM runs").fetchall())
+            _READ_ONLY.add(uri)
+            return uri, ids
         finally:
             admin.execute("SELECT pg_advisory_unlock(7341)")
 
