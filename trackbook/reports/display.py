@@ -56,10 +56,7 @@ def _fmt(value: Any) -> str:
 
 
 def setup() -> None:
-    """Plotly figures embed plotly.js once (offline, interactive in the HTML); page styles."""
-    import plotly.io as pio
-
-    pio.renderers.default = "notebook"  # plotly.js inline on first use, no CDN
+    """Page styles and table widths."""
     pd.set_option("display.max_colwidth", 60)
     _show(_STYLE)
 
@@ -101,9 +98,25 @@ def problems(items: Sequence[str], *, ok: str = "Nothing went wrong.") -> None:
         _show(f'<div class="tb-ok">{html.escape(ok)}</div>')
 
 
+_renderer: Any = None
+
+
 def figure(fig: Any) -> None:
-    """Show a plotly figure (interactive in the notebook and in the exported HTML)."""
-    fig.show()
+    """Show a plotly figure, interactive in the notebook and in the exported HTML:
+    plotly.js is embedded once, before the first (offline, no CDN).
+
+    This is plotly's ``notebook`` renderer, used directly: through ``plotly.io.renderers``
+    it would import nbformat into the report's kernel first (2 s of every report).
+    """
+    global _renderer
+    from IPython.display import display
+
+    if _renderer is None:
+        from plotly.io._base_renderers import NotebookRenderer
+
+        _renderer = NotebookRenderer()
+        _renderer.activate()  # displays plotly.js
+    display(_renderer.to_mimebundle(fig.to_dict()), raw=True)
 
 
 def record(**data: Any) -> None:
