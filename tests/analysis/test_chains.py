@@ -242,11 +242,20 @@ def test_a_tree_by_hand_depths_children_order_problems_and_bases_elsewhere(tmp_p
     far_mid = make("far-mid", 2, far_root, experiment=other)
     make("unrelated", 3, experiment=other)
     make("unrelated-child", 4, make("unrelated-root", 3, experiment=other), experiment=other)
+    def against_start_order(*made) -> list[str]:
+        """Runs made (name, start, base) until their ids fall as their starts climb, so that
+        children ordered by id, not by start time, come out in another order."""
+        while True:
+            ids = [make(*m) for m in made]
+            if ids == sorted(ids, reverse=True):
+                return ids
+            for run_id in ids:
+                client.delete_run(run_id)
+
     root = make("root", 10)
-    a = make("a", 11, root)
+    a, _, _ = against_start_order(("a", 11, root), ("c", 13, root),
+                                  ("upper", 14, f"  {root.upper()} "))  # matched trimmed and lower-cased
     make("b", 12, a)
-    make("c", 13, root)
-    make("upper", 14, f"  {root.upper()} ")  # matched trimmed and lower-cased
     make("single", 15)
     itself = make("self", 16)
     client.set_tag(itself, "base_model_run_id", itself)
@@ -262,8 +271,7 @@ def test_a_tree_by_hand_depths_children_order_problems_and_bases_elsewhere(tmp_p
             break
         client.delete_run(q)
     client.set_tag(p, "base_model_run_id", q)
-    make("tail-early", 5, q)
-    make("tail-late", 30, q)
+    against_start_order(("tail-early", 5, q), ("tail-late", 30, q))
 
     store = tb.connect(uri)
     tree = tb.chain_tree(store, "tree")

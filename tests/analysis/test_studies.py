@@ -409,9 +409,12 @@ def test_study_list_sorts_by_start_skips_foreign_parents_and_keeps_finite_bests(
     early = client.create_run(exp, run_name="early", start_time=1_000).info.run_id
     outside = client.create_run(elsewhere, run_name="outside").info.run_id
     client.log_param(early, "direction", "minimize")
-    for parent, values in ((late, [1.0, float("nan"), 4.0]), (early, [2.0, 0.5, float("inf")])):
-        for i, value in enumerate(values):
-            _trial(client, exp, parent, f"x{i}", start=4_000 + i, metrics={"objective": value},
+    # `late`'s trials both begin and end the experiment's trials, so in either order of
+    # start times its study is met first and the table's sort by the parents' start moves it
+    for parent, values, starts in ((late, [1.0, float("nan"), 4.0], [4_000, 4_500, 6_000]),
+                                   (early, [2.0, 0.5, float("inf")], [5_000, 5_001, 5_002])):
+        for i, (value, start) in enumerate(zip(values, starts, strict=True)):
+            _trial(client, exp, parent, f"x{i}", start=start, metrics={"objective": value},
                    tags={"trial_number": str(i)})
     _trial(client, exp, outside, "stray", start=9_000, metrics={"objective": 1.0})
     with pytest.warns(UserWarning, match="inferred direction 'maximize'"):  # `late` names no direction
