@@ -227,6 +227,7 @@ def test_history_through_the_index_counts_equals_mlflows_own(written, reader, mo
     A query a run: runs without the metrics asked (r2, r4) are queries without points."""
     path, ids = written
     monkeypatch.setattr(sql, "_RUNS_PER_QUERY", runs_per_query)
+    monkeypatch.setattr(sql, "_series_counts", lambda *a: pytest.fail("series counted again though their counts were told"))
     uri = f"sqlite:///{path}"
     asked = [ids["r2"], ids["r0"], ids["r4"], ids["r1"]]
     got = tb.connect(uri).history(asked, metrics, cache=False)
@@ -546,6 +547,25 @@ def test_codes_hold_the_largest_category_of_any_count(n_categories):
     """Each series' code repeated per point, in a type that holds the largest code."""
     codes = sql._codes(np.array([0, n_categories - 1, n_categories // 2]), np.array([2, 1, 3]), n_categories)
     assert codes.tolist() == [0, 0, n_categories - 1] + [n_categories // 2] * 3
+
+
+@pytest.mark.parametrize("run_ids", [["r1", "r2"], ["r2", "r1"]], ids=["database-order", "runs-swapped"])
+def test_each_row_of_every_batch_goes_where_the_order_asked_puts_it(run_ids):
+    """_Plan.dest against every row placed by hand, for every batch start and length,
+    on series of one point and more in the database's order (r1 before r2, keys as sorted)."""
+    series = [("r1", "b", 3), ("r1", "c", 1), ("r1", "d", 2), ("r2", "a", 1), ("r2", "b", 4)]
+    plan = sql._Plan(series, run_ids)
+    rank = {r: i for i, r in enumerate(run_ids)}
+    # each database row as (series, position in it); the asked order sorts by run asked, key, position
+    rows = [(i, j) for i, (_, _, n) in enumerate(series) for j in range(n)]
+    asked = sorted(rows, key=lambda row: (rank[series[row[0]][0]], series[row[0]][1], row[1]))
+    where = [asked.index(row) for row in rows]
+    assert plan.total == len(rows) == 11
+    for at in range(len(rows)):
+        for n in range(1, len(rows) - at + 1):
+            got = plan.dest(at, n)
+            got = list(range(got.start, got.stop)) if isinstance(got, slice) else got.tolist()
+            assert got == where[at : at + n], (at, n)
 
 
 def test_signatures_of_points_are_count_and_largest_step_grouped_or_not():
@@ -894,7 +914,13 @@ def test_postgresql_reads_equal_mlflows_own_history(pg_written, reader, monkeypa
     asked = [ids["r1"], ids["r4"], ids["r0"], ids["r2"]]
     counts = ({r.run_id: {k: s[0] for k, s in r.metric_signatures.items()} for r in sql.history_index(engine, asked)}
               if counted else None)
-    got = sql.read_points(engine, asked, metrics, counts)
+    # told the counts, the reader counts nothing; told neither counts nor ends, it counts
+    # first and places the points as they come (no copies held to find where series end)
+    with monkeypatch.context() as told:
+        told.setattr(sql, "_segments", lambda *a: pytest.fail("steps searched for series ends never told"))
+        if counted:
+            told.setattr(sql, "_series_counts", lambda *a: pytest.fail("series counted though told"))
+        got = sql.read_points(engine, asked, metrics, counts)
     want = _expected(uri, asked, metrics)
     assert len(want) == sum(len(_points(n).get(k, [])) for n in ("r0", "r1", "r2") for k in metrics)
     pdt.assert_frame_equal(_unordered(got), _unordered(want))

@@ -345,8 +345,7 @@ def _concat(parts: list[pd.DataFrame]) -> pd.DataFrame:
 
 def _read_chunk(
     conn: Any, ph: str, run_ids: list[str], metrics: list[str], *, arrow: bool, sqlite: bool,
-    series: list[tuple[str, str, int]] | None, every_key: bool = False, postgres: bool = False,
-    ends: list[tuple[str, str, int]] | None = None,
+    series: list[tuple[str, str, int]] | None, every_key: bool, postgres: bool, ends: list[tuple[str, str, int]] | None,
 ) -> pd.DataFrame:
     """The points of these runs' metrics, placed by ``series`` (run id, metric, points),
     else by where each series ends (``ends``: run id, metric, largest step; see
