@@ -242,6 +242,7 @@ def test_a_tree_by_hand_depths_children_order_problems_and_bases_elsewhere(tmp_p
     far_mid = make("far-mid", 2, far_root, experiment=other)
     make("unrelated", 3, experiment=other)
     make("unrelated-child", 4, make("unrelated-root", 3, experiment=other), experiment=other)
+
     def against_start_order(*made) -> list[str]:
         """Runs made (name, start, base) until their ids fall as their starts climb, so that
         children ordered by id, not by start time, come out in another order."""

@@ -227,7 +227,7 @@ def test_history_through_the_index_counts_equals_mlflows_own(written, reader, mo
     A query a run: runs without the metrics asked (r2, r4) are queries without points."""
     path, ids = written
     monkeypatch.setattr(sql, "_RUNS_PER_QUERY", runs_per_query)
-    monkeypatch.setattr(sql, "_series_counts", lambda *a: pytest.fail("series counted again though their counts were told"))
+    monkeypatch.setattr(sql, "_series_counts", lambda *a: pytest.fail("series counted though their counts were told"))
     uri = f"sqlite:///{path}"
     asked = [ids["r2"], ids["r0"], ids["r4"], ids["r1"]]
     got = tb.connect(uri).history(asked, metrics, cache=False)
@@ -287,7 +287,7 @@ def test_a_store_without_mlflows_run_key_step_index_is_read_the_same(copy, reade
     pdt.assert_frame_equal(_unordered(got), _unordered(want))
 
 
-# Holds an exclusive lock on the database for a second. In another process: in this one,
+# Holds an exclusive lock on the database until a line comes on its stdin. In another process: in this one,
 # ADBC's own copy of sqlite would not see a lock the sqlite3 module's copy holds.
 _LOCKER = """
 import sqlite3, sys
