@@ -28,7 +28,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 import trackbook as tb
-from tests._mlflow_template import empty_mlflow_db
+from tests._mlflow_template import empty_mlflow_db, written_once
 from trackbook import columns as C
 from trackbook.store import _mlflow_sql as sql
 
@@ -90,10 +90,10 @@ def _write(uri: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def written(tmp_path_factory) -> tuple[Path, dict[str, str]]:
-    """The store file and its run ids (name -> id); read only: tests that write copy it."""
-    path = tmp_path_factory.mktemp("sql") / "mlflow.db"
-    ids = _write(empty_mlflow_db(path))
+def written() -> tuple[Path, dict[str, str]]:
+    """The store file and its run ids (name -> id), written once a process; read only:
+    tests that write copy it."""
+    path, ids = written_once("sql", _write)
     _READ_ONLY.add(f"sqlite:///{path}")
     return path, ids
 
