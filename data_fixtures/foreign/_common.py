@@ -16,24 +16,24 @@ def fluent(tracking_uri: str) -> Iterator[None]:
     A writer run inside a test process must leave no active run, experiment or URI behind.
     """
     import mlflow
+    from mlflow.tracking import fluent as _fluent
+    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
 
     saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME")}
-    saved_uri = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(tracking_uri)
-    try:
-        yield
-    finally:
-        while mlflow.active_run() is not None:
-            mlflow.end_run()
-        mlflow.set_tracking_uri(saved_uri)
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        from mlflow.tracking import fluent as _fluent
-
-        _fluent._active_experiment_id = None
+    # MLflow's own switch puts back the URI set before, None included (restoring what
+    # get_tracking_uri() read would pin it, and $MLFLOW_TRACKING_URI be ignored after).
+    with _use_tracking_uri(tracking_uri):
+        try:
+            yield
+        finally:
+            while mlflow.active_run() is not None:
+                mlflow.end_run()
+            for key, value in saved_env.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+            _fluent._active_experiment_id = None
 
 
 def experiment(client, name: str, artifact_root) -> str:
