@@ -861,30 +861,85 @@ def test_each_driver_is_asked_with_its_own_bind_placeholder(written, postgres):
         conn.close()
 
 
-def test_the_adbc_postgresql_session_runs_without_jit_and_keeps_the_urls_own_options(postgres):
-    """JIT compiles each points query for half a second and speeds none of them up; a
-    URL's own ``options`` (a space inside, percent-encoded) still reach the server."""
+def test_the_adbc_postgresql_session_runs_without_jit_or_sorts_and_keeps_the_urls_own_options(postgres):
+    """JIT compiles each points query for half a second and speeds none of them up, and a
+    sort only ever stands in for the walk of MLflow's index; a URL's own ``options`` (a
+    space inside, percent-encoded, in either of libpq's spellings) still reach the server,
+    and a setting it names is left as it says."""
     import sqlalchemy
 
+    settings = ("jit", "enable_sort", "enable_incremental_sort", "work_mem", "statement_timeout", "jit_above_cost")
+    default = ("off", "off", "off", "4MB", "0", "100000")
     urls = {
-        postgres: ("off", "4MB", "0"),
-        f"{postgres}?options=-c%20work_mem%3D123MB": ("off", "123MB", "0"),
-        f"{postgres}?options=-c%20jit%3Don": ("on", "4MB", "0"),
+        postgres: default,
+        f"{postgres}?options=-c%20work_mem%3D123MB": ("off", "off", "off", "123MB", "0", "100000"),
+        f"{postgres}?options=-c%20jit%3Don": ("on", "off", "off", "4MB", "0", "100000"),
+        # a setting whose name holds another's does not stand for it
+        f"{postgres}?options=-cjit_above_cost%3D5%20--enable-sort%3Don": ("off", "on", "off", "4MB", "0", "5"),
+        f"{postgres}?options=-c%20enable_incremental_sort%3Don": ("off", "off", "on", "4MB", "0", "100000"),
         # other parameters before it; options given twice (SQLAlchemy reads a tuple)
-        f"{postgres}?application_name=tb&options=-c%20work_mem%3D99MB": ("off", "99MB", "0"),
-        f"{postgres}?options=-c%20work_mem%3D77MB&options=-c%20statement_timeout%3D5s": ("off", "77MB", "5s"),
+        f"{postgres}?application_name=tb&options=-c%20work_mem%3D99MB": ("off", "off", "off", "99MB", "0", "100000"),
+        f"{postgres}?options=-c%20work_mem%3D77MB&options=-c%20statement_timeout%3D5s":
+            ("off", "off", "off", "77MB", "5s", "100000"),
     }
+    query = "SELECT " + ", ".join(f"current_setting('{name}')" for name in settings)
     for url, want in urls.items():
         engine = sqlalchemy.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         conn, _ = sql._adbc_connect(engine)
         try:
             cur = conn.cursor()
-            cur.execute("SELECT current_setting('jit'), current_setting('work_mem'), "
-                        "current_setting('statement_timeout')")
+            cur.execute(query)
             assert cur.fetchall()[0] == want, url
             cur.close()
         finally:
             conn.close()
+
+
+def test_postgresql_points_queries_walk_mlflows_index_without_sorting(pg_written, monkeypatch):
+    """Every query the reader sends for the points of every run is planned, in its own
+    session, as a walk of the ``(run_uuid, key, step)`` index with no sort; in a session
+    with PostgreSQL's defaults the same queries over this small table sort (as over
+    20,000,000 points, where the sort costs 1.6x the read)."""
+    import psycopg
+
+    uri, ids = pg_written
+    engine = _engine(uri)
+    sent: list[str] = []
+    connect = sql._adbc_connect
+
+    class Recorded:
+        def __init__(self, cur):
+            self._cur = cur
+
+        def execute(self, query, *args, **kwargs):
+            sent.append(query)
+            return self._cur.execute(query, *args, **kwargs)
+
+        def __getattr__(self, name):
+            return getattr(self._cur, name)
+
+    def recording(engine):
+        conn, ph = connect(engine)
+        cursor = conn.cursor
+        monkeypatch.setattr(conn, "cursor", lambda: Recorded(cursor()), raising=False)
+        return conn, ph
+
+    monkeypatch.setattr(sql, "_adbc_connect", recording)
+    counts = {r.run_id: {k: s[0] for k, s in r.metric_signatures.items()}
+              for r in sql.history_index(engine, sorted(ids.values()))}
+    keys = sorted({k for n in counts.values() for k in n})
+    got = sql.read_points(engine, list(counts), keys, counts)
+    assert len(got) == sum(sum(n.values()) for n in counts.values())
+    points = [q for q in sent if q.startswith("SELECT step")]
+    assert points and all("$" not in q for q in points)  # the values in the text, so EXPLAIN can plan it alone
+
+    def plans(dsn: str) -> list[str]:
+        with psycopg.connect(dsn) as db:
+            return ["\n".join(row[0] for row in db.execute(f"EXPLAIN {q}")) for q in points]
+
+    for plan in plans(sql._libpq_uri(engine.url)):
+        assert "Sort" not in plan and "Index Scan using index_metrics_run_uuid_key_step" in plan, plan
+    assert all("Sort" in plan for plan in plans(engine.url.set(drivername="postgresql").render_as_string(False)))
 
 
 # ------------------------------------------------------------------------ PostgreSQL end to end
