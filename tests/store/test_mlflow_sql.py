@@ -1002,33 +1002,50 @@ def test_postgresql_history_index_signatures_are_count_and_largest_step(pg_writt
     assert records[ids["r1"]].metric_signatures["loss"] == [62, BIG_STEP]
 
 
-def test_postgresql_store_version_moves_with_every_commit(postgres):
+def test_postgresql_store_version_moves_with_every_commit_and_only_then(postgres):
+    """A commit moves the version, also that of a transaction begun (its id taken) before
+    the version was read; a checkpoint, a vacuum, a read and the write-ahead log's idle
+    bookkeeping, which all move the log's position, do not."""
     import psycopg
     import sqlalchemy
 
     engine = sqlalchemy.create_engine(postgres.replace("postgresql://", "postgresql+psycopg://"))
-    first = sql.store_version(engine)
-    assert first == sql.store_version(engine)  # nothing written between
     with psycopg.connect(postgres, autocommit=True) as db:
         db.execute("CREATE TABLE IF NOT EXISTS version_probe (x int)")
-        db.execute("INSERT INTO version_probe VALUES (1)")
-    assert sql.store_version(engine) not in (None, first)
+    first = sql.store_version(engine)
+    assert first is not None and first == sql.store_version(engine)  # nothing written between
+    with psycopg.connect(postgres, autocommit=True) as db:
+        lsn = db.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+        db.execute("CHECKPOINT")
+        db.execute("VACUUM version_probe")
+        db.execute("SELECT count(*) FROM version_probe")
+        assert db.execute("SELECT pg_current_wal_insert_lsn()").fetchone() != lsn
+    assert sql.store_version(engine) == first
+    with psycopg.connect(postgres) as writer:
+        writer.execute("INSERT INTO version_probe VALUES (1)")  # its transaction takes an id
+        during = sql.store_version(engine)  # its row unseen yet, by the version as by any read
+        writer.commit()
+    after = sql.store_version(engine)
+    assert after not in (None, during)
+    with psycopg.connect(postgres, autocommit=True) as db:
+        db.execute("INSERT INTO version_probe VALUES (2)")
+    assert sql.store_version(engine) not in (None, first, during, after)
 
 
-def test_postgresql_store_version_is_none_where_the_wal_position_is_refused(postgres):
-    """A server that refuses the WAL position (a standby in recovery; here a role denied
-    the function in this database) has no store version: None, and the connection is
-    left fit for the next query."""
+def test_postgresql_store_version_is_none_where_the_snapshot_is_refused(postgres):
+    """A server that refuses the snapshot function (one before PostgreSQL 13; here a role
+    denied it in this database) has no store version: None, and the connection is left
+    fit for the next query."""
     import psycopg
     import sqlalchemy
 
     with psycopg.connect(postgres, autocommit=True) as db:
-        db.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'no_wal') THEN "
-                   "CREATE ROLE no_wal LOGIN; END IF; END $$")
-        db.execute("REVOKE EXECUTE ON FUNCTION pg_current_wal_insert_lsn() FROM PUBLIC")
+        db.execute("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'no_snapshot') THEN "
+                   "CREATE ROLE no_snapshot LOGIN; END IF; END $$")
+        db.execute("REVOKE EXECUTE ON FUNCTION pg_current_snapshot() FROM PUBLIC")
     try:
         url = sqlalchemy.engine.make_url(postgres.replace("postgresql://", "postgresql+psycopg://")).set(
-            username="no_wal")
+            username="no_snapshot")
         engine = sqlalchemy.create_engine(url, pool_size=1, max_overflow=0)
         assert sql.store_version(engine) is None
         with engine.connect() as conn:  # the pool's one connection, rolled back: usable
@@ -1036,7 +1053,7 @@ def test_postgresql_store_version_is_none_where_the_wal_position_is_refused(post
         engine.dispose()
     finally:
         with psycopg.connect(postgres, autocommit=True) as db:
-            db.execute("GRANT EXECUTE ON FUNCTION pg_current_wal_insert_lsn() TO PUBLIC")
+            db.execute("GRANT EXECUTE ON FUNCTION pg_current_snapshot() TO PUBLIC")
 
 
 def test_postgresql_history_index_lists_unread_runs_by_mlflows_latest_metrics(pg_written):

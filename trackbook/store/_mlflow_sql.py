@@ -156,7 +156,7 @@ def _chunks(items: list[str], size: int) -> list[list[str]]:
 def store_version(engine: Any) -> tuple[Any, ...] | None:
     """Something that changes whenever a point or a run is added to the store, read in
     O(1): while it stays the same, signatures read before still hold. None where the
-    database has no such cheap answer (MySQL, or a PostgreSQL standby in recovery).
+    database has no such cheap answer (MySQL).
 
     sqlite: the largest rowid of ``metrics`` and of ``runs``, and the number of runs. A
     new row gets a rowid larger than every row there, so a point added anywhere moves
@@ -164,18 +164,22 @@ def store_version(engine: Any) -> tuple[Any, ...] | None:
     (``mlflow gc`` of the newest runs) and exactly as many points then added, with as
     many runs created; the run count and run rowid make that the more remote.
 
-    PostgreSQL: the position where the next write-ahead log record goes
-    (``pg_current_wal_insert_lsn``). Every committed write, here or in any other
-    database of the server, appends a commit record, so it only ever moves on; it also
-    moves for writes that add no point (vacuum, other databases), which only costs a
-    scan that was not needed. Read before the signatures, so a commit between the two
-    makes the next version differ.
+    PostgreSQL: the server's current snapshot (``pg_current_snapshot()``: the next
+    transaction id, the ids still in progress). A write commits a transaction that holds
+    an id: one begun after the last version moves the next id on, one in progress then
+    leaves the list, so a committed point anywhere changes it, and ids are 64 bits, never
+    reused. Writes of other databases and of ``ANALYZE`` change it too, which only costs a
+    scan that was not needed; checkpoints, ``VACUUM`` and the log's idle bookkeeping do
+    not (the write-ahead log position this was before moved for those, so a store left
+    alone after a load was scanned again within seconds). Read before the signatures, so
+    a commit between the two makes the next version differ. None where it is refused
+    (a server before PostgreSQL 13, or a role denied the function).
     """
     backend = engine.url.get_backend_name()
     if backend == "sqlite":
         query = "SELECT (SELECT MAX(rowid) FROM metrics), (SELECT MAX(rowid) FROM runs), (SELECT COUNT(*) FROM runs)"
     elif backend == "postgresql":
-        query = "SELECT pg_current_wal_insert_lsn()::text"
+        query = "SELECT pg_current_snapshot()::text"
     else:
         return None
     conn, _ = _connect(engine)
@@ -184,7 +188,7 @@ def store_version(engine: Any) -> tuple[Any, ...] | None:
         try:
             cur.execute(query)
             row = cur.fetchone()
-        except Exception:  # noqa: BLE001 - a standby in recovery refuses the WAL position: no version
+        except Exception:  # noqa: BLE001 - refused: no version
             if backend == "sqlite":
                 raise
             return None  # (the pool rolls the connection back as it takes it back)
