@@ -895,6 +895,16 @@ def test_the_adbc_postgresql_session_runs_without_jit_or_sorts_and_keeps_the_url
             conn.close()
 
 
+def test_the_adbc_postgresql_uri_keeps_the_password():
+    """A server that asks for a password gets the URL's own (percent-encoded as given):
+    hidden as SQLAlchemy prints it, the ADBC connection would be refused and every read
+    would go through the slower DBAPI driver."""
+    from sqlalchemy.engine import make_url
+
+    uri = sql._libpq_uri(make_url("postgresql+psycopg://reader:p%40ss@127.0.0.1:5432/mlflow"))
+    assert uri.startswith("postgresql://reader:p%40ss@127.0.0.1:5432/mlflow?options="), uri
+
+
 def test_postgresql_points_queries_walk_mlflows_index_without_sorting(pg_written, monkeypatch):
     """Every query the reader sends for the points of every run is planned, in its own
     session, as a walk of the ``(run_uuid, key, step)`` index with no sort; in a session
