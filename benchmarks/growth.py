@@ -171,8 +171,8 @@ def measure(uri: str, exp: str, points: int, repeat: int) -> dict[str, float]:
 
     out["history() cold"] = once(cold, before=new_store, repeat=repeat)
     # Warm reads cost a second or two at most, so always the fastest of five: the same read
-    # of 20,000,000 points took 0.47-2.07 s, the spread in the kernel's handing out fresh
-    # memory for the frame (one multiply of the 20,000,000 timestamps: 0.04 s or 0.48 s).
+    # of 20,000,000 points took 0.47-2.07 s, the spread in filling the frame's columns (one
+    # multiply of the 20,000,000 timestamps: 0.04 s or 0.48 s), most likely the kernel's.
     out["history() warm"] = once(cold, repeat=5, stat=min)
     out["history(cache=False)"] = once(lambda: fresh[-1].history(runs, cache=False), repeat=repeat)
     shutil.rmtree(cache, ignore_errors=True)
