@@ -123,7 +123,6 @@ from trackbook.tracking import TrackingCallback
 class Die(BaseCallback):
     def _on_step(self):
         if self.num_timesteps == 300:
-            print("RUN", tracking.run_id, flush=True)
             how = sys.argv[2]
             if how == "error":
                 raise RuntimeError("the environment broke")
@@ -141,13 +140,20 @@ PPO("MlpPolicy", Monitor(gym.make("CartPole-v1")), n_steps=128, batch_size=64).l
 """
 
 
+def _the_one_run(uri: str) -> str:
+    # The run is created by the background writer, so its id may still be None at step 300:
+    # read it from the store the script wrote.
+    (run_id,) = tb.connect(uri).runs("dying")[C.RUN_ID]
+    return run_id
+
+
 @pytest.mark.parametrize(("how", "status"), [("error", C.FAILED), ("interrupt", C.KILLED), ("sigterm", C.KILLED)])
 def test_training_that_dies_ends_its_run(tmp_path: Path, how: str, status: str):
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(_DYING_SCRIPT), uri, how],
                           capture_output=True, text=True, timeout=180)
     assert done.returncode != 0
-    run_id = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("RUN "))
+    run_id = _the_one_run(uri)
     run = tb.connect(uri).run(run_id)
     assert run[C.STATUS] == status and not run[C.STALE]
     assert tb.connect(uri).history(run_id, "rollout/episode_reward")[C.STEP].max() <= 300
@@ -160,7 +166,7 @@ def test_run_killed_hard_reads_as_stale(tmp_path: Path):
     done = subprocess.run([sys.executable, "-c", textwrap.dedent(_DYING_SCRIPT), uri, "sigkill"],
                           capture_output=True, text=True, timeout=180)
     assert done.returncode == -9
-    run_id = next(line.split()[1] for line in done.stdout.splitlines() if line.startswith("RUN "))
+    run_id = _the_one_run(uri)
     store = tb.connect(uri)
     assert store.run(run_id)[C.STATUS] == C.RUNNING  # nothing could end it
     assert not store.runs(run_ids=[run_id])[C.STALE].iloc[0]  # default: 15 minutes of silence
